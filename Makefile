@@ -1,0 +1,36 @@
+# `make run` and `make test` each do the whole set-up from a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run test lint bench clean
+
+$(STAMP): requirements.txt requirements-demo.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+install: $(STAMP)
+
+## Serve the sealed demo model on http://$(HOST):$(PORT) (creates the demo instance first).
+run: $(STAMP)
+	$(BIN)/flask --app wsgi demo init
+	TORCHGATE_BIND=$(HOST):$(PORT) $(BIN)/gunicorn wsgi:app
+
+## Lint, then the whole test suite.
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/security_path.py
+	$(BIN)/python benchmarks/sealed_load.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

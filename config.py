@@ -1,0 +1,281 @@
+"""Typed settings: built-in defaults < TOML file < TORCHGATE_* environment < test overrides.
+
+Every secret X may also come from a file named by X_FILE (the Docker/Kubernetes secrets
+convention). Production refuses to start on a missing or weak secret with one line that names
+the setting; development generates secrets once into the instance directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from security.encoding import b64url_decode, b64url_encode
+
+ENV_PREFIX = "TORCHGATE_"
+SECRET_NAMES = ("JWT_SECRET", "JWT_PRIVATE_KEY", "MASTER_KEY", "MODEL_KEYS")
+ENVIRONMENTS = ("production", "development", "testing")
+JWT_ALGORITHMS = ("HS256", "RS256", "ES256", "EdDSA")
+MIN_SECRET_BYTES = 32
+DEV_SECRETS_FILE = "dev-secrets.toml"
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message is one line that names the setting."""
+
+    def __init__(self, name: str, problem: str):
+        super().__init__(f"{ENV_PREFIX}{name}: {problem}")
+        self.name = name
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the gateway, validated. Field names are the setting names, lower case."""
+
+    env: str = "production"
+    instance_dir: Path = Path("instance")
+    database_url: str = ""
+    store_url: str = "sqlite"
+    jwt_secret: str = field(default="", repr=False)
+    jwt_algorithm: str = "HS256"
+    jwt_private_key: str = field(default="", repr=False)
+    jwt_public_key: str = ""
+    jwt_issuer: str = "torchgate"
+    jwt_audience: str = "torchgate"
+    jwt_access_ttl: int = 900
+    jwt_refresh_ttl: int = 86400
+    jwt_jwks_file: str = ""
+    jwt_roles_claim: str = "roles"
+    master_key: bytes = field(default=b"", repr=False)
+    model_keys: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    model_repository: Path = Path("model_repository")
+    roles_file: str = ""
+    payload_encryption: str = "required"
+    envelope_max_age: int = 300
+    max_body_bytes: int = 10 * 1024 * 1024
+    device: str = "auto"
+    login_max_failures: int = 5
+    login_window: int = 900
+    key_cache_ttl: int = 10
+    rate_limit_predict: str = "6000/minute"
+    rate_limit_token: str = "60/minute"  # noqa: S105 (a rate, not a password)
+    log_level: str = "INFO"
+
+    @property
+    def debug(self) -> bool:
+        return False  # never: not even in development (werkzeug's debugger runs code)
+
+    @property
+    def sqlite_store_path(self) -> Path:
+        return self.instance_dir / "store.sqlite3"
+
+
+SETTING_NAMES = tuple(f.name.upper() for f in dataclasses.fields(Settings))
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, merge and validate every layer; raise ConfigError naming the first bad setting."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    raw.update(_read_toml(_config_path(environ)))
+    raw.update(_read_environment(environ))
+    raw.update(_normalise_layer(dict(overrides or {}), "override"))
+    settings = _build(raw)
+    return _with_secrets(settings)
+
+
+def _config_path(environ: Mapping[str, str]) -> Path | None:
+    named = environ.get(ENV_PREFIX + "CONFIG")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigError("CONFIG", f"no such file: {path}")
+        return path
+    default = Path(environ.get(ENV_PREFIX + "INSTANCE_DIR", "instance")) / "torchgate.toml"
+    return default if default.is_file() else None
+
+
+def _read_toml(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("CONFIG", f"{path} is not valid TOML: {exc}") from exc
+    return _normalise_layer(data, str(path))
+
+
+def _read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    layer = {key[len(ENV_PREFIX):]: value for key, value in environ.items()
+             if key.startswith(ENV_PREFIX) and key != ENV_PREFIX + "CONFIG"}
+    return _normalise_layer(layer, "environment")
+
+
+def _normalise_layer(layer: dict[str, Any], origin: str) -> dict[str, Any]:
+    """Upper-case the names, resolve X_FILE secrets, drop names this gateway does not know."""
+    out: dict[str, Any] = {}
+    for key, value in layer.items():
+        name = key.upper()
+        if name.endswith("_FILE") and name[:-5] in SECRET_NAMES:
+            out[name[:-5]] = _read_secret_file(name, value)
+        elif name in SETTING_NAMES:
+            out[name] = value
+        elif name.startswith("TEST_"):
+            continue  # the test suite's own variables (TORCHGATE_TEST_REDIS_URL, ...)
+        elif origin != "environment":
+            raise ConfigError(name, f"unknown setting in {origin}")
+    return out
+
+
+def _read_secret_file(name: str, path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(name, f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _build(raw: dict[str, Any]) -> Settings:
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        name = f.name.upper()
+        if name in raw:
+            values[f.name] = _convert(name, f.type, raw[name])
+    settings = Settings(**values)
+    _check_choices(settings)
+    return settings
+
+
+def _convert(name: str, kind: Any, value: Any) -> Any:
+    if name == "MASTER_KEY":
+        return parse_key(name, value) if value else b""
+    if name == "MODEL_KEYS":
+        return parse_model_keys(value)
+    if kind in ("int", int):
+        try:
+            number = int(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(name, f"expected a whole number, got {value!r}") from exc
+        if number < 0:
+            raise ConfigError(name, "must not be negative")
+        return number
+    if kind in ("Path", Path):
+        return Path(str(value))
+    return str(value)
+
+
+def parse_key(name: str, value: str) -> bytes:
+    """A 256-bit key given as base64url, padding optional."""
+    try:
+        key = b64url_decode(str(value))
+    except ValueError as exc:
+        raise ConfigError(name, "not valid base64url") from exc
+    if len(key) != 32:
+        raise ConfigError(name, f"must be 32 bytes as base64url, got {len(key)} bytes")
+    return key
+
+
+def parse_model_keys(value: str | Mapping[str, str]) -> dict[str, bytes]:
+    """`kid1:base64url,kid2:base64url` (or a TOML table kid = "base64url") into {kid: key}."""
+    if isinstance(value, Mapping):
+        pairs = list(value.items())
+    else:
+        pairs = []
+        for item in filter(None, (part.strip() for part in str(value).split(","))):
+            kid, sep, key = item.partition(":")
+            if not sep or not kid:
+                raise ConfigError("MODEL_KEYS", "expected kid:base64url[,kid:base64url...]")
+            pairs.append((kid, key))
+    return {kid.strip(): parse_key("MODEL_KEYS", key) for kid, key in pairs}
+
+
+def _check_choices(s: Settings) -> None:
+    if s.env not in ENVIRONMENTS:
+        raise ConfigError("ENV", f"must be one of {', '.join(ENVIRONMENTS)}")
+    if s.jwt_algorithm not in JWT_ALGORITHMS:
+        raise ConfigError("JWT_ALGORITHM", f"must be one of {', '.join(JWT_ALGORITHMS)}")
+    if s.payload_encryption not in ("required", "optional"):
+        raise ConfigError("PAYLOAD_ENCRYPTION", "must be 'required' or 'optional'")
+    if not (s.store_url == "sqlite" or s.store_url.startswith(("redis://", "rediss://"))):
+        raise ConfigError("STORE_URL", "must be 'sqlite' or a redis:// URL")
+    if s.jwt_access_ttl == 0 or s.jwt_refresh_ttl == 0:
+        raise ConfigError("JWT_ACCESS_TTL", "token lifetimes must be positive")
+
+
+def _with_secrets(s: Settings) -> Settings:
+    """Production: refuse missing or weak secrets. Elsewhere: fill the gaps with dev secrets."""
+    if s.env != "production":
+        s = _fill_development_secrets(s)
+    if s.jwt_algorithm == "HS256":
+        _require_strong_text("JWT_SECRET", s.jwt_secret)
+    else:
+        if not s.jwt_private_key or not s.jwt_public_key:
+            raise ConfigError("JWT_PRIVATE_KEY", f"{s.jwt_algorithm} needs JWT_PRIVATE_KEY "
+                              "and JWT_PUBLIC_KEY (PEM)")
+    if not s.master_key:
+        raise ConfigError("MASTER_KEY", "missing: 32 random bytes as base64url are required")
+    if not s.model_keys:
+        raise ConfigError("MODEL_KEYS", "missing: at least one kid:base64url key is required")
+    if not s.database_url:
+        s = dataclasses.replace(s, database_url=f"sqlite:///{(s.instance_dir / 'torchgate.db')}")
+    return s
+
+
+def _require_strong_text(name: str, value: str) -> None:
+    if not value:
+        raise ConfigError(name, f"missing: at least {MIN_SECRET_BYTES} random bytes are required")
+    encoded = value.encode()
+    if len(encoded) < MIN_SECRET_BYTES or len(set(encoded)) < 8:
+        raise ConfigError(name, f"too weak: use at least {MIN_SECRET_BYTES} random bytes")
+
+
+def _fill_development_secrets(s: Settings) -> Settings:
+    """Generate any missing secret once and keep it in the instance dir (mode 0600)."""
+    if s.jwt_secret and s.master_key and s.model_keys:
+        return s
+    if s.env == "development":
+        stored = _load_or_create_dev_secrets(s.instance_dir)
+    else:
+        stored = new_secrets()  # testing: fresh and in memory only
+    return dataclasses.replace(
+        s,
+        jwt_secret=s.jwt_secret or stored["jwt_secret"],
+        master_key=s.master_key or parse_key("MASTER_KEY", stored["master_key"]),
+        model_keys=s.model_keys or parse_model_keys(stored["model_keys"]),
+    )
+
+
+def _load_or_create_dev_secrets(instance_dir: Path) -> dict[str, str]:
+    path = instance_dir / DEV_SECRETS_FILE
+    if path.is_file():
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    values = new_secrets()
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    write_private_file(path, "".join(f'{k} = "{v}"\n' for k, v in values.items()))
+    return values
+
+
+def new_secrets() -> dict[str, str]:
+    """A fresh JWT secret, master key and model KEK, in the form the settings take them."""
+    return {
+        "jwt_secret": secrets.token_urlsafe(48),
+        "master_key": b64url_encode(secrets.token_bytes(32)),
+        "model_keys": "dev:" + b64url_encode(secrets.token_bytes(32)),
+    }
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Create or replace a file readable by its owner only (0600) from the first byte on."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Flask-free model serving: manifests, repository, sealed-weight loading, registry, runner."""

@@ -1,0 +1,1 @@
+"""Security primitives: tokens, permissions, payload envelopes, keys, sealed weights, audit."""
