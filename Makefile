@@ -8,9 +8,10 @@ PORT ?= 8000
 
 .PHONY: install run test lint bench clean
 
-$(STAMP): requirements.txt requirements-demo.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-demo.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(STAMP)

@@ -174,7 +174,7 @@ def _convert(name: str, kind: Any, value: Any) -> Any:
 def parse_key(name: str, value: str) -> bytes:
     """A 256-bit key given as base64url, padding optional."""
     try:
-        key = b64url_decode(str(value))
+        key = b64url_decode(str(value), allow_padding=True)
     except ValueError as exc:
         raise ConfigError(name, "not valid base64url") from exc
     if len(key) != 32:

@@ -78,6 +78,10 @@ class InvalidInput(GatewayError):
     slug, status, title = "invalid-input", 422, "Invalid input"
 
 
+class InternalError(GatewayError):
+    slug, status, title = "internal-error", 500, "Internal error"
+
+
 class InvalidEnvelope(GatewayError):
     """400: the envelope cannot be opened; one generic detail so failures give no oracle."""
 

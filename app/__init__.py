@@ -1,0 +1,66 @@
+"""The application factory: settings, extensions, blueprints, error handlers, CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import click
+from flask import Flask
+from flask_jwt_extended import JWTManager
+
+from app import errors, requestlog
+from app.gateway import EXTENSION, build_gateway
+from config import Settings, load_settings
+
+jwt_manager = JWTManager()
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Build the gateway; raises config.ConfigError (one line) on a missing or weak secret."""
+    settings = load_settings(overrides)
+    requestlog.configure_logging(settings.log_level)
+    app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
+    app.config.update(DEBUG=False, MAX_CONTENT_LENGTH=settings.max_body_bytes,
+                      **jwt_issuing_config(settings))
+    jwt_manager.init_app(app)
+    gateway = build_gateway(settings)
+    app.extensions[EXTENSION] = gateway
+
+    errors.init_app(app)
+    requestlog.init_app(app)
+    from app import auth, commands, health, predict
+    for blueprint in (auth.bp, predict.bp, health.bp):
+        app.register_blueprint(blueprint)
+    commands.init_app(app)
+
+    if not _inside_cli_command():
+        gateway.registry.load_all()
+    return app
+
+
+def jwt_issuing_config(settings: Settings) -> dict[str, Any]:
+    """flask-jwt-extended settings: it signs our tokens; security.tokens verifies them."""
+    keys = ({"JWT_SECRET_KEY": settings.jwt_secret} if settings.jwt_algorithm == "HS256" else
+            {"JWT_PRIVATE_KEY": settings.jwt_private_key,
+             "JWT_PUBLIC_KEY": settings.jwt_public_key})
+    return {
+        **keys,
+        "JWT_ALGORITHM": settings.jwt_algorithm,
+        "JWT_DECODE_ALGORITHMS": [settings.jwt_algorithm],
+        "JWT_ENCODE_ISSUER": settings.jwt_issuer,
+        "JWT_DECODE_ISSUER": settings.jwt_issuer,
+        "JWT_ENCODE_AUDIENCE": settings.jwt_audience,
+        "JWT_DECODE_AUDIENCE": settings.jwt_audience,
+        "JWT_ENCODE_NBF": True,
+        "JWT_ACCESS_TOKEN_EXPIRES": timedelta(seconds=settings.jwt_access_ttl),
+        "JWT_REFRESH_TOKEN_EXPIRES": timedelta(seconds=settings.jwt_refresh_ttl),
+        "JWT_TOKEN_LOCATION": ["headers"],
+    }
+
+
+def _inside_cli_command() -> bool:
+    """Admin commands need no models loaded; `flask run` and servers do."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.info_name != "run"

@@ -1,0 +1,182 @@
+"""/auth/*: the OAuth 2.0 token endpoint (RFC 6749), revocation (RFC 7009) and whoami."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from urllib.parse import unquote_plus
+
+from flask import Blueprint, Response, jsonify, request
+from flask_jwt_extended import create_access_token, create_refresh_token
+
+from app.gateway import current_gateway
+from app.guard import authenticate
+from errors import GatewayError
+from security.identity import Principal
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
+
+
+class OAuthError(Exception):
+    """An RFC 6749 §5.2 error answer: {"error": code} with 400, or 401 for invalid_client."""
+
+    def __init__(self, code: str, description: str, status: int = 400,
+                 headers: Mapping[str, str] | None = None):
+        super().__init__(description)
+        self.code, self.description, self.status = code, description, status
+        self.headers = dict(headers or {})
+
+
+@bp.errorhandler(OAuthError)
+def _oauth_error(error: OAuthError) -> Response:
+    response = jsonify(error=error.code, error_description=error.description)
+    response.status_code = error.status
+    response.headers.update(error.headers)
+    return _no_store(response)
+
+
+@bp.post("/token")
+def token():
+    params = _token_params()
+    grant_type = params.get("grant_type")
+    if not grant_type:
+        raise OAuthError("invalid_request", "grant_type is required.")
+    grant = GRANTS.get(grant_type)
+    if grant is None:
+        raise OAuthError("unsupported_grant_type", f"Supported: {', '.join(GRANTS)}.")
+    return _no_store(jsonify(grant(params)))
+
+
+@bp.post("/revoke")
+def revoke():
+    identity = authenticate()
+    value = _token_params().get("token")
+    if not value:
+        raise OAuthError("invalid_request", "token is required.")
+    gateway = current_gateway()
+    claims = gateway.verifier.read_for_revocation(value)
+    allowed = claims is not None and (
+        claims["sub"] == identity.subject or gateway.policy.allows(identity.roles, "tokens:revoke"))
+    if allowed:
+        ttl = max(1, int(claims["exp"] - time.time()))
+        gateway.store.revoke(f"jti:{claims['jti']}", ttl)
+        if claims["type"] == "refresh" and claims.get("fam"):
+            settings = gateway.settings
+            gateway.store.revoke(f"fam:{claims['fam']}",
+                                 settings.jwt_refresh_ttl + settings.jwt_access_ttl)
+    return _no_store(Response(status=200))
+
+
+@bp.get("/whoami")
+def whoami():
+    identity = authenticate()
+    permissions = current_gateway().policy.permissions_for(identity.roles)
+    return {"sub": identity.subject, "roles": list(identity.roles),
+            "permissions": sorted(permissions), "exp": identity.expires_at}
+
+
+def _password_grant(params: Mapping[str, str]) -> dict:
+    username, password = _require(params, "username", "password")
+    gateway = current_gateway()
+    principal = gateway.throttle.attempt(
+        username, _address(), lambda: gateway.directory.authenticate_user(username, password))
+    if principal is None:
+        raise OAuthError("invalid_grant", "The username or password is wrong.")
+    return _issue(principal, family=uuid.uuid4().hex)
+
+
+def _client_credentials_grant(params: Mapping[str, str]) -> dict:
+    client_id, secret, used_basic = _client_credentials(params)
+    gateway = current_gateway()
+    principal = gateway.throttle.attempt(
+        client_id, _address(), lambda: gateway.directory.authenticate_client(client_id, secret))
+    if principal is None:
+        headers = {"WWW-Authenticate": 'Basic realm="torchgate"'} if used_basic else None
+        raise OAuthError("invalid_client", "Client authentication failed.", 401, headers)
+    return _issue(principal, family=None)
+
+
+def _refresh_token_grant(params: Mapping[str, str]) -> dict:
+    (value,) = _require(params, "refresh_token")
+    gateway = current_gateway()
+    try:
+        claims = gateway.verifier.verify(value, expected_type="refresh")
+    except GatewayError as exc:
+        if exc.status >= 500:
+            raise
+        raise OAuthError("invalid_grant", "The refresh token is not valid.") from exc
+    family = claims.get("fam")
+    ttl = max(1, int(claims["exp"] - time.time()))
+    if not family or not gateway.store.claim_once(f"used:{claims['jti']}", ttl):
+        # A refresh token presented twice was stolen or leaked: end the whole family.
+        if family:
+            settings = gateway.settings
+            gateway.store.revoke(f"fam:{family}",
+                                 settings.jwt_refresh_ttl + settings.jwt_access_ttl)
+        raise OAuthError("invalid_grant", "The refresh token is not valid.")
+    roles = gateway.directory.current_roles(claims["sub"])
+    if roles is None:
+        raise OAuthError("invalid_grant", "The refresh token is not valid.")
+    return _issue(Principal(claims["sub"], roles), family=family)
+
+
+GRANTS: dict[str, Callable[[Mapping[str, str]], dict]] = {
+    "password": _password_grant,
+    "client_credentials": _client_credentials_grant,
+    "refresh_token": _refresh_token_grant,
+}
+
+
+def _issue(principal: Principal, family: str | None) -> dict:
+    claims: dict = {"roles": list(principal.roles)}
+    if family:
+        claims["fam"] = family
+    body = {
+        "access_token": create_access_token(principal.subject, additional_claims=claims),
+        "token_type": "Bearer",
+        "expires_in": current_gateway().settings.jwt_access_ttl,
+    }
+    if family:
+        body["refresh_token"] = create_refresh_token(principal.subject, additional_claims=claims)
+    return body
+
+
+def _token_params() -> dict[str, str]:
+    """Form-encoded or JSON parameters; every value must be a string."""
+    if request.mimetype == "application/json":
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise OAuthError("invalid_request", "The body must be a JSON object.")
+    else:
+        data = request.form.to_dict()
+    if not all(isinstance(v, str) for v in data.values()):
+        raise OAuthError("invalid_request", "Every parameter must be a string.")
+    return data
+
+
+def _require(params: Mapping[str, str], *names: str) -> list[str]:
+    missing = [n for n in names if not params.get(n)]
+    if missing:
+        raise OAuthError("invalid_request", f"Missing: {', '.join(missing)}.")
+    return [params[n] for n in names]
+
+
+def _client_credentials(params: Mapping[str, str]) -> tuple[str, str, bool]:
+    basic = request.authorization
+    if basic is not None and basic.type == "basic":
+        if params.get("client_id") or params.get("client_secret"):
+            raise OAuthError("invalid_request", "Use one client authentication method.")
+        return unquote_plus(basic.username or ""), unquote_plus(basic.password or ""), True
+    client_id, secret = _require(params, "client_id", "client_secret")
+    return client_id, secret, False
+
+
+def _address() -> str:
+    return request.remote_addr or "unknown"
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response

@@ -1,0 +1,30 @@
+"""`flask --app wsgi …` commands: JSON on stdout, messages on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from flask import Flask
+
+
+def emit(value: dict[str, Any]) -> None:
+    """The one machine-readable result of a command: one JSON object on stdout."""
+    click.echo(json.dumps(value, indent=None, sort_keys=False))
+
+
+def say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    say(f"error: {message}")
+    sys.exit(code)
+
+
+def init_app(app: Flask) -> None:
+    from app.commands import identity, model  # `demo` is a flask.commands plugin (pyproject)
+    for group in (*identity.GROUPS, model.model_group):
+        app.cli.add_command(group)

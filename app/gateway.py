@@ -1,0 +1,96 @@
+"""The gateway's services, built once per app from the settings and kept in app.extensions."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import current_app
+from models.registry import ModelRegistry
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
+
+from config import Settings
+from security.identity import Directory
+from security.keys import PayloadKeyring
+from security.lockout import LoginThrottle
+from security.rbac import Policy
+from security.schema import metadata
+from security.store import SharedStore, open_store
+from security.tokens import TokenVerifier
+
+EXTENSION = "torchgate"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """Everything a view needs, wired from one Settings."""
+
+    settings: Settings
+    engine: Engine
+    store: SharedStore
+    directory: Directory
+    keyring: PayloadKeyring
+    policy: Policy
+    verifier: TokenVerifier
+    throttle: LoginThrottle
+    registry: ModelRegistry
+
+
+def current_gateway() -> Gateway:
+    return current_app.extensions[EXTENSION]
+
+
+def build_gateway(settings: Settings) -> Gateway:
+    settings.instance_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_database_engine(settings.database_url)
+    store = open_store(settings.store_url, settings.sqlite_store_path)
+    return Gateway(
+        settings=settings,
+        engine=engine,
+        store=store,
+        directory=Directory(engine),
+        keyring=PayloadKeyring(engine, settings.master_key, cache_ttl=settings.key_cache_ttl),
+        policy=Policy.from_file(settings.roles_file),
+        verifier=TokenVerifier(
+            algorithm=settings.jwt_algorithm, key=verification_key(settings),
+            issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+            is_revoked=store.any_revoked),
+        throttle=LoginThrottle(store, settings.login_max_failures, settings.login_window),
+        registry=ModelRegistry(settings.model_repository, settings.model_keys, settings.device),
+    )
+
+
+def verification_key(settings: Settings):
+    if settings.jwt_algorithm == "HS256":
+        return settings.jwt_secret
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+    return load_pem_public_key(settings.jwt_public_key.encode())
+
+
+def create_database_engine(url: str) -> Engine:
+    """An engine with the schema in place; SQLite gets WAL so several workers can share it."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 5})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
+                               connect_args=_connect_timeout(url))
+    try:
+        metadata.create_all(engine)
+    except SQLAlchemyError:
+        log.warning("schema creation raced with another process; retrying once")
+        metadata.create_all(engine)
+    return engine
+
+
+def _connect_timeout(url: str) -> dict:
+    return {"connect_timeout": 3} if url.startswith("postgresql") else {}
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

@@ -1,0 +1,57 @@
+"""Authentication and authorization of a request: bearer token, then permission."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from flask import g, request
+
+from app.gateway import current_gateway
+from errors import Forbidden, Unauthorized
+from security.tokens import Identity, identity_from_claims, invalid_token
+
+
+def bearer_token() -> str:
+    """The token of `Authorization: Bearer …`; only the header counts (never the query string)."""
+    header = request.headers.get("Authorization")
+    if not header:
+        raise Unauthorized("A bearer token is required.")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise invalid_token("The Authorization header must be 'Bearer <token>'.")
+    return token
+
+
+def authenticate() -> Identity:
+    """Verify the bearer token; only then record the caller in `g.identity`."""
+    claims = current_gateway().verifier.verify(bearer_token())
+    identity = identity_from_claims(claims)
+    g.identity = identity
+    return identity
+
+
+def require_permission(identity: Identity, permission: str) -> None:
+    if not current_gateway().policy.allows(identity.roles, permission):
+        raise Forbidden(f"Permission {permission!r} is required.")
+
+
+def permission_required(template: str) -> Callable:
+    """Authenticate, then require the permission `template` formatted with the view's arguments."""
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(**kwargs):
+            require_permission(authenticate(), template.format(**kwargs))
+            return view(**kwargs)
+        return wrapper
+    return decorator
+
+
+def token_required(view: Callable) -> Callable:
+    """Authenticate only; the view decides what the caller may see."""
+    @wraps(view)
+    def wrapper(**kwargs):
+        authenticate()
+        return view(**kwargs)
+    return wrapper

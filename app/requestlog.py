@@ -1,0 +1,65 @@
+"""Request ids and JSON-lines logs on stderr; a log line never holds a token, key or payload."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+log = logging.getLogger("torchgate.access")
+
+
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and any `extra` fields given."""
+
+    FIELDS = ("request_id", "subject", "method", "route", "status", "latency_ms", "model",
+              "version")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"time": round(record.created, 3), "level": record.levelname,
+                "logger": record.name, "message": record.getMessage()}
+        line.update({k: getattr(record, k) for k in self.FIELDS if hasattr(record, k)})
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def configure_logging(level: str) -> None:
+    """JSON lines on stderr for the whole process (idempotent)."""
+    root = logging.getLogger()
+    if not any(getattr(h, "torchgate", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonLineFormatter())
+        handler.torchgate = True
+        root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_start)
+    app.after_request(_finish)
+
+
+def _start() -> None:
+    given = request.headers.get("X-Request-ID", "")
+    g.request_id = given if _SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    g.started = time.perf_counter()
+
+
+def _finish(response: Response) -> Response:
+    response.headers["X-Request-ID"] = g.request_id
+    identity = g.get("identity")
+    log.info("request", extra={
+        "request_id": g.request_id, "method": request.method,
+        "route": request.url_rule.rule if request.url_rule else None,
+        "status": response.status_code,
+        "subject": identity.subject if identity else None,
+        "latency_ms": round((time.perf_counter() - g.started) * 1000, 3),
+    })
+    return response

@@ -1,0 +1,192 @@
+"""Payload envelopes: JWE (RFC 7516) Flattened JSON, alg "dir" + enc "A256GCM", opened and sealed.
+
+Every request and reply passes through here, so the code does one cipher setup, one JSON parse
+per layer and no copies beyond base64 decoding. Measured (benchmarks/envelope_cost.py, CPython
+3.11, pycryptodome 4.4, 2-core AMD EPYC dev container): open ~71 µs / seal ~64 µs for 1 KiB, of
+which pycryptodome's GCM setup and tag are ~43 µs; open ~430 µs / seal ~400 µs for 64 KiB, where
+CPython's base64 (~200 µs per 87 KB member) and the JSON scan of the body dominate.
+Replay is not checked here: the caller claims (kid, iv) in the shared store after opening.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, NoReturn
+
+from Crypto.Cipher import AES
+
+from errors import InvalidEnvelope, StaleEnvelope
+from security.encoding import b64url_decode, b64url_encode
+
+ALG = "dir"
+ENC = "A256GCM"
+KEY_BYTES = 32
+IV_BYTES = 12
+TAG_BYTES = 16
+MAX_IAT = 2**53 - 1  # I-JSON's largest exact integer; also keeps `now - iat` a finite float
+
+_REQUIRED_MEMBERS = ("protected", "iv", "ciphertext", "tag")
+# Members a JOSE library may emit for "dir": tolerated only when empty, since dir has no
+# encrypted key and unprotected headers are not authenticated.
+_EMPTY_MEMBERS: Mapping[str, object] = MappingProxyType(
+    {"encrypted_key": "", "header": {}, "unprotected": {}}
+)
+_KNOWN_MEMBERS = frozenset((*_REQUIRED_MEMBERS, "aad", *_EMPTY_MEMBERS))
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedEnvelope:
+    """An authenticated, decrypted envelope: who sealed it (kid), when (iat) and what."""
+
+    kid: str
+    iv: bytes
+    iat: int
+    header: Mapping[str, Any]
+    plaintext: bytes
+    aad: bytes | None = None
+
+
+def open_envelope(
+    body: bytes, *, key_for: Callable[[str], bytes], now: float, max_age: int
+) -> OpenedEnvelope:
+    """Parse, authenticate and decrypt `body`; refuse anything but a fresh dir/A256GCM JWE."""
+    members = _loads_object(body)
+    _check_members(members)
+    protected: str = members["protected"]
+    header = _loads_object(_decode_member(protected))
+    kid, iat = _check_header(header)
+    iv = _decode_member(members["iv"])
+    tag = _decode_member(members["tag"])
+    if len(iv) != IV_BYTES or len(tag) != TAG_BYTES:
+        _refuse()
+    ciphertext = _decode_member(members["ciphertext"])
+    aad_member: str | None = members.get("aad")
+    aad = None if aad_member is None else _decode_member(aad_member)
+    key = key_for(kid)
+    _check_key(key)
+    cipher = AES.new(key, AES.MODE_GCM, nonce=iv, mac_len=TAG_BYTES)
+    cipher.update(_associated_data(protected, aad_member))
+    try:
+        plaintext = cipher.decrypt_and_verify(ciphertext, tag)
+    except ValueError:
+        _refuse()
+    if abs(now - iat) > max_age:
+        raise StaleEnvelope(f"The envelope's iat is more than {max_age} seconds "
+                            "from the server clock.")
+    return OpenedEnvelope(kid=kid, iv=iv, iat=iat, header=MappingProxyType(header),
+                          plaintext=plaintext, aad=aad)
+
+
+def seal_envelope(
+    plaintext: bytes,
+    *,
+    key: bytes,
+    kid: str,
+    now: float | None = None,
+    cty: str | None = None,
+    aad: bytes | None = None,
+) -> bytes:
+    """Encrypt `plaintext` under `key` with a fresh random IV; compact Flattened JSON bytes."""
+    if not isinstance(kid, str) or not kid:
+        raise ValueError("kid must be a non-empty string")
+    _check_key(key)
+    header: dict[str, Any] = {"alg": ALG, "enc": ENC, "kid": kid,
+                              "iat": int(time.time() if now is None else now)}
+    if cty is not None:
+        header["cty"] = cty
+    protected = b64url_encode(json.dumps(header, separators=(",", ":")).encode("utf-8"))
+    aad_member = None if aad is None else b64url_encode(aad)
+    iv = os.urandom(IV_BYTES)
+    cipher = AES.new(key, AES.MODE_GCM, nonce=iv, mac_len=TAG_BYTES)
+    cipher.update(_associated_data(protected, aad_member))
+    ciphertext, tag = cipher.encrypt_and_digest(plaintext)
+    members = {"protected": protected, "iv": b64url_encode(iv),
+               "ciphertext": b64url_encode(ciphertext), "tag": b64url_encode(tag)}
+    if aad_member is not None:
+        members["aad"] = aad_member
+    return json.dumps(members, separators=(",", ":")).encode("ascii")
+
+
+def _associated_data(protected: str, aad_member: str | None) -> bytes:
+    """RFC 7516 §5.1 step 14: ASCII(protected), plus "." + aad member when there is one."""
+    if aad_member is None:
+        return protected.encode("ascii")
+    return f"{protected}.{aad_member}".encode("ascii")
+
+
+def _check_members(members: dict[str, Any]) -> None:
+    """Exactly the Flattened JSON members that dir/A256GCM needs, each a string."""
+    for name in _REQUIRED_MEMBERS:
+        if not isinstance(members.get(name), str):
+            _refuse()
+    if "aad" in members and not isinstance(members["aad"], str):
+        _refuse()
+    for name, value in members.items():
+        if name not in _KNOWN_MEMBERS:
+            _refuse()
+        empty = _EMPTY_MEMBERS.get(name)
+        if empty is not None and (type(value) is not type(empty) or value != empty):
+            _refuse()
+
+
+def _check_header(header: dict[str, Any]) -> tuple[str, int]:
+    """Allow-list the protected header; return its kid and iat."""
+    if header.get("alg") != ALG or header.get("enc") != ENC:
+        _refuse()
+    if "zip" in header or "crit" in header:  # no compression, no extensions understood
+        _refuse()
+    kid = header.get("kid")
+    iat = header.get("iat")
+    if not isinstance(kid, str) or not kid:
+        _refuse()
+    if type(iat) is not int or not 0 <= iat <= MAX_IAT:  # type() check: bool is not an iat
+        _refuse()
+    if "cty" in header and not isinstance(header["cty"], str):
+        _refuse()
+    return kid, iat
+
+
+def _decode_member(text: str) -> bytes:
+    try:
+        return b64url_decode(text)
+    except ValueError:
+        _refuse()
+
+
+def _loads_object(data: bytes) -> dict[str, Any]:
+    """One JSON object from UTF-8 bytes; duplicate names and NaN/Infinity refused."""
+    try:
+        value = json.loads(data.decode("utf-8"), object_pairs_hook=_unique_members,
+                           parse_constant=_reject_constant)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError included
+        _refuse()
+    if not isinstance(value, dict):
+        _refuse()
+    return value
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise ValueError("duplicate member name")
+    return members
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError("not a JSON number")
+
+
+def _check_key(key: bytes) -> None:
+    """A payload key is exactly 256 bits; anything else is a server bug, not a client error."""
+    if len(key) != KEY_BYTES:
+        raise ValueError("payload keys are 32 bytes")
+
+
+def _refuse() -> NoReturn:
+    """Every parse or crypto failure ends here: one generic error, no cause, so no oracle."""
+    raise InvalidEnvelope() from None

@@ -1,0 +1,192 @@
+"""Payload keys: 256-bit, issued per subject, stored wrapped by MASTER_KEY, revocable, expiring."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from Crypto.Cipher import AES
+
+from errors import InvalidRequest, KeyNotAllowed
+from security.encoding import b64url_encode
+from security.schema import metadata
+
+log = logging.getLogger(__name__)
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+TAG_BYTES = 16
+WRAP_CONTEXT = b"torchgate:payload-key:v1:"
+SECONDS_PER_DAY = 86_400
+
+payload_keys = sa.Table(
+    "payload_keys",
+    metadata,
+    sa.Column("kid", sa.String(64), primary_key=True),
+    sa.Column("subject", sa.String(255), nullable=False, index=True),
+    sa.Column("wrapped", sa.LargeBinary, nullable=False),  # nonce || ciphertext || tag
+    sa.Column("created_at", sa.Integer, nullable=False),
+    sa.Column("expires_at", sa.Integer, nullable=True),
+    sa.Column("revoked_at", sa.Integer, nullable=True),
+)
+
+
+def isoformat_utc(epoch: int | None) -> str | None:
+    """Epoch seconds as ISO-8601 UTC with a "Z" (the CLI's and API's one time format)."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A freshly issued key; the only moment its bytes leave the keyring."""
+
+    kid: str
+    key: bytes = field(repr=False)
+    subject: str
+    expires_at: int | None
+
+    def to_json(self) -> dict:
+        return {"kid": self.kid, "key": b64url_encode(self.key), "subject": self.subject,
+                "expires_at": isoformat_utc(self.expires_at)}
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """What `keys list` shows of a key: never the key itself."""
+
+    kid: str
+    subject: str
+    created_at: int
+    expires_at: int | None
+    revoked: bool
+
+    def to_json(self) -> dict:
+        return {"kid": self.kid, "subject": self.subject,
+                "created_at": isoformat_utc(self.created_at),
+                "expires_at": isoformat_utc(self.expires_at), "revoked": self.revoked}
+
+
+@dataclass(frozen=True)
+class _CachedKey:
+    """An unwrapped active key as one worker remembers it, with when it was read."""
+
+    key: bytes = field(repr=False)
+    subject: str
+    expires_at: int | None
+    fetched_at: float
+
+
+class PayloadKeyring:
+    """Issues, lists, revokes and resolves payload keys stored in the `payload_keys` table."""
+
+    def __init__(self, engine: sa.Engine, master_key: bytes, *, cache_ttl: float = 10.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        if len(master_key) != KEY_BYTES:
+            raise ValueError("MASTER_KEY must be 32 bytes")
+        self._engine = engine
+        self._master_key = master_key
+        self._cache_ttl = cache_ttl
+        self._clock = clock
+        # Positive results only, so unknown kids cannot grow it; plain dict ops are atomic.
+        self._cache: dict[str, _CachedKey] = {}
+
+    def issue(self, subject: str, ttl_days: int | None = None) -> IssuedKey:
+        """Create a random key for `subject`, store it wrapped, and return it once."""
+        if not isinstance(subject, str) or not subject or len(subject) > 255:
+            raise InvalidRequest("subject must be 1 to 255 characters")
+        if ttl_days is not None and (type(ttl_days) is not int or ttl_days < 1):
+            raise InvalidRequest("ttl_days must be a positive whole number")
+        now = int(self._clock())
+        kid = "pk_" + secrets.token_urlsafe(12)
+        key = secrets.token_bytes(KEY_BYTES)
+        expires_at = None if ttl_days is None else now + ttl_days * SECONDS_PER_DAY
+        with self._engine.begin() as conn:
+            conn.execute(payload_keys.insert().values(
+                kid=kid, subject=subject, wrapped=self._wrap(key, kid, subject),
+                created_at=now, expires_at=expires_at, revoked_at=None))
+        return IssuedKey(kid=kid, key=key, subject=subject, expires_at=expires_at)
+
+    def revoke(self, kid: str) -> bool:
+        """Mark `kid` revoked (keeping the first revocation time); False when unknown."""
+        table = payload_keys
+        with self._engine.begin() as conn:
+            updated = conn.execute(
+                table.update().where(table.c.kid == kid, table.c.revoked_at.is_(None))
+                .values(revoked_at=int(self._clock()))).rowcount
+            known = bool(updated) or conn.execute(
+                sa.select(table.c.kid).where(table.c.kid == kid)).first() is not None
+        # After the commit, so a concurrent lookup in this process cannot re-cache the key.
+        self._cache.pop(kid, None)
+        return known
+
+    def key_for(self, kid: str, subject: str) -> bytes:
+        """The key `kid` if it is active and `subject`'s; else KeyNotAllowed, whatever the cause."""
+        now = self._clock()
+        cached = self._cache.get(kid)
+        if cached is None or not 0 <= now - cached.fetched_at < self._cache_ttl:
+            cached = self._load(kid, now)
+        if cached.subject != subject or (
+                cached.expires_at is not None and now >= cached.expires_at):
+            raise KeyNotAllowed()
+        return cached.key
+
+    def list(self) -> list[KeyRecord]:
+        """Every key, oldest first, without key material."""
+        table = payload_keys
+        query = sa.select(table.c.kid, table.c.subject, table.c.created_at, table.c.expires_at,
+                          table.c.revoked_at).order_by(table.c.created_at, table.c.kid)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [KeyRecord(kid=row.kid, subject=row.subject, created_at=row.created_at,
+                          expires_at=row.expires_at, revoked=row.revoked_at is not None)
+                for row in rows]
+
+    def _load(self, kid: str, now: float) -> _CachedKey:
+        """Read and unwrap a non-revoked key, refreshing this worker's cache entry."""
+        self._cache.pop(kid, None)
+        table = payload_keys
+        query = sa.select(table.c.subject, table.c.wrapped, table.c.expires_at).where(
+            table.c.kid == kid, table.c.revoked_at.is_(None))
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise KeyNotAllowed()
+        try:
+            key = self._unwrap(bytes(row.wrapped), kid, row.subject)
+        except ValueError:
+            log.warning("payload key %s could not be unwrapped; is MASTER_KEY the one it was "
+                        "issued under?", kid)
+            raise KeyNotAllowed() from None
+        cached = _CachedKey(key=key, subject=row.subject, expires_at=row.expires_at,
+                            fetched_at=now)
+        self._cache[kid] = cached
+        return cached
+
+    def _wrap(self, key: bytes, kid: str, subject: str) -> bytes:
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        cipher = AES.new(self._master_key, AES.MODE_GCM, nonce=nonce, mac_len=TAG_BYTES)
+        cipher.update(_wrap_context(kid, subject))
+        ciphertext, tag = cipher.encrypt_and_digest(key)
+        return nonce + ciphertext + tag
+
+    def _unwrap(self, wrapped: bytes, kid: str, subject: str) -> bytes:
+        """Inverse of _wrap; ValueError when the master key, kid or subject do not match."""
+        if len(wrapped) != NONCE_BYTES + KEY_BYTES + TAG_BYTES:
+            raise ValueError("wrapped payload key has the wrong length")
+        nonce, ciphertext, tag = wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:-TAG_BYTES], \
+            wrapped[-TAG_BYTES:]
+        cipher = AES.new(self._master_key, AES.MODE_GCM, nonce=nonce, mac_len=TAG_BYTES)
+        cipher.update(_wrap_context(kid, subject))
+        return cipher.decrypt_and_verify(ciphertext, tag)
+
+
+def _wrap_context(kid: str, subject: str) -> bytes:
+    """AAD binding a wrapped key to its kid and subject, so rows cannot be swapped."""
+    return WRAP_CONTEXT + kid.encode("utf-8") + b":" + subject.encode("utf-8")

@@ -1,0 +1,127 @@
+"""Shared security state in Redis, shared by every worker of every node.
+
+Each call is one round trip: a single command, a MULTI pipeline or a small Lua script, so claims
+and counters are atomic on the server. Short socket timeouts and one quick retry keep a sick
+Redis from stalling workers; any Redis error becomes StoreUnavailable (fail closed).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NAMESPACE = "torchgate"
+HEALTH_CHECK_INTERVAL = 30
+
+# A revocation is only ever extended (a key without expiry is left alone): a late, shorter revoke
+# of the same family must not make it valid again early.
+REVOKE_LUA = """
+local ms = tonumber(ARGV[1]) * 1000
+local left = redis.call('PTTL', KEYS[1])
+if left ~= -1 and left < ms then redis.call('SET', KEYS[1], '1', 'PX', ms) end
+"""
+# The window opens with the first failure; later failures do not move its end.
+RECORD_FAILURE_LUA = """
+local count = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
+
+
+class RedisStore:
+    """SharedStore on Redis; keys live under "<namespace>:mark:" and "<namespace>:fail:"."""
+
+    def __init__(self, url: str, namespace: str = DEFAULT_NAMESPACE, timeout: float = 0.5) -> None:
+        self.url = url
+        self.namespace = namespace
+        self._timeout = timeout
+        # Options in the URL's query string (e.g. ?socket_timeout=1) override these defaults.
+        self._client = redis.Redis.from_url(
+            url, socket_connect_timeout=timeout, socket_timeout=timeout,
+            health_check_interval=HEALTH_CHECK_INTERVAL, retry=Retry(NoBackoff(), 1))
+        self._revoke = self._client.register_script(REVOKE_LUA)
+        self._record_failure = self._client.register_script(RECORD_FAILURE_LUA)
+
+    def __reduce__(self) -> tuple:
+        """Pickle as configuration, so a store can be handed to another process."""
+        return (type(self), (self.url, self.namespace, self._timeout))
+
+    def revoke(self, key: str, ttl: int) -> None:
+        """Mark key revoked for at least ttl seconds."""
+        with _unavailable_on_error():
+            self._revoke(keys=[self._mark(key)], args=[_seconds(ttl)])
+
+    def any_revoked(self, keys: Sequence[str]) -> bool:
+        """Whether any of keys is revoked: one EXISTS over all of them."""
+        if isinstance(keys, str):
+            raise TypeError("any_revoked takes a sequence of keys, not one string")
+        if not keys:
+            return False
+        with _unavailable_on_error():
+            return self._client.exists(*(self._mark(key) for key in keys)) > 0
+
+    def claim_once(self, key: str, ttl: int) -> bool:
+        """SET NX: True for the first claim within ttl seconds, False on a replay."""
+        with _unavailable_on_error():
+            return bool(self._client.set(self._mark(key), 1, nx=True, ex=_seconds(ttl)))
+
+    def record_failure(self, key: str, window: int) -> int:
+        """Count one failure in the fixed window opened by the first; return the count."""
+        with _unavailable_on_error():
+            return int(self._record_failure(keys=[self._fail(key)], args=[_seconds(window)]))
+
+    def failure_state(self, key: str) -> tuple[int, int]:
+        """(count, whole seconds left in the window), or (0, 0) when no window is open."""
+        with _unavailable_on_error():
+            pipe = self._client.pipeline(transaction=True)
+            count, left_ms = pipe.get(self._fail(key)).pttl(self._fail(key)).execute()
+        if count is None:
+            return 0, 0
+        return int(count), max(0, math.ceil(left_ms / 1000))
+
+    def clear_failures(self, key: str) -> None:
+        """Forget key's failures."""
+        with _unavailable_on_error():
+            self._client.delete(self._fail(key))
+
+    def ping(self) -> None:
+        """Check that Redis answers."""
+        with _unavailable_on_error():
+            self._client.ping()
+
+    def close(self) -> None:
+        """Close the pool's connections; the next call reconnects."""
+        self._client.close()
+
+    def _mark(self, key: str) -> str:
+        """Redis key of a revocation or claim (they share one keyspace, as in SQLite)."""
+        return f"{self.namespace}:mark:{key}"
+
+    def _fail(self, key: str) -> str:
+        """Redis key of a failure counter."""
+        return f"{self.namespace}:fail:{key}"
+
+
+def _seconds(ttl: float) -> int:
+    """Whole seconds for EX/EXPIRE: rounded up, at least one."""
+    return max(1, math.ceil(ttl))
+
+
+@contextmanager
+def _unavailable_on_error() -> Iterator[None]:
+    """Turn any Redis failure into StoreUnavailable, so the request is refused, never let in."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        log.warning("redis store failed: %s: %s", type(exc).__name__, exc)
+        raise StoreUnavailable() from exc

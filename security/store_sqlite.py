@@ -1,0 +1,199 @@
+"""Shared security state in one SQLite file, shared by every worker process on the machine.
+
+WAL mode lets readers (the per-request revocation check) run alongside the one writer; each
+write is a single statement, so claims and counters are atomic across processes without an
+explicit transaction. Rows carry their expiry, every read ignores expired rows, and expired rows
+are deleted in small batches from the write path at most every ``cleanup_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+CLEANUP_BATCH = 1000
+WAL_RETRY_DELAY = 0.005
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS marks (key TEXT PRIMARY KEY, expires_at REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS marks_expires_at ON marks (expires_at);
+CREATE TABLE IF NOT EXISTS failures (
+    key TEXT PRIMARY KEY, count INTEGER NOT NULL, window_ends REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS failures_window_ends ON failures (window_ends);
+"""
+
+# revoke: a revocation is only ever extended, so a late, shorter revoke cannot undo an earlier one.
+REVOKE = """INSERT INTO marks (key, expires_at) VALUES (?, ?) ON CONFLICT (key)
+DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)"""
+# claim: inserts a new row or takes over an expired one; a live row is left alone (0 rows changed).
+CLAIM = """INSERT INTO marks (key, expires_at) VALUES (?, ?) ON CONFLICT (key)
+DO UPDATE SET expires_at = excluded.expires_at WHERE marks.expires_at <= ?"""
+ANY_REVOKED = """SELECT 1 FROM marks
+WHERE key IN (SELECT value FROM json_each(?)) AND expires_at > ? LIMIT 1"""
+# Every SET expression reads the old row, so the window end is only replaced when it had passed.
+RECORD_FAILURE = """INSERT INTO failures (key, count, window_ends) VALUES (?, 1, ?)
+ON CONFLICT (key) DO UPDATE SET
+    count = CASE WHEN window_ends > ? THEN count + 1 ELSE 1 END,
+    window_ends = CASE WHEN window_ends > ? THEN window_ends ELSE excluded.window_ends END
+RETURNING count"""
+FAILURE_STATE = "SELECT count, window_ends FROM failures WHERE key = ? AND window_ends > ?"
+CLEAR_FAILURES = "DELETE FROM failures WHERE key = ?"
+CLEANUP_MARKS = """DELETE FROM marks WHERE key IN
+(SELECT key FROM marks WHERE expires_at <= ? LIMIT ?)"""
+CLEANUP_FAILURES = """DELETE FROM failures WHERE key IN
+(SELECT key FROM failures WHERE window_ends <= ? LIMIT ?)"""
+
+
+class SqliteStore:
+    """SharedStore on one SQLite file: a connection per thread, re-opened in a forked child."""
+
+    def __init__(self, path: Path, busy_timeout_ms: int = 2000, cleanup_interval: float = 30.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._cleanup_interval = cleanup_interval
+        self._clock = clock
+        self._local = threading.local()
+        # Every connection opened, with its process id: close() closes this process's, and a
+        # parent's, inherited through fork, stays referenced so it is never closed in the child.
+        self._connections: list[tuple[int, sqlite3.Connection]] = []
+        self._generation = 0
+        self._next_cleanup = 0.0
+
+    def __reduce__(self) -> tuple:
+        """Pickle as configuration, so a store can be handed to another process."""
+        return (type(self), (self.path, self._busy_timeout_ms, self._cleanup_interval, self._clock))
+
+    def revoke(self, key: str, ttl: int) -> None:
+        """Mark key revoked for at least ttl seconds."""
+        with self._connection() as conn:
+            now = self._clock()
+            conn.execute(REVOKE, (key, now + max(1, ttl)))
+            self._cleanup(conn, now)
+
+    def any_revoked(self, keys: Sequence[str]) -> bool:
+        """Whether any of keys is revoked and unexpired: one indexed query."""
+        if isinstance(keys, str):
+            raise TypeError("any_revoked takes a sequence of keys, not one string")
+        if not keys:
+            return False
+        with self._connection() as conn:
+            row = conn.execute(ANY_REVOKED, (json.dumps(list(keys)), self._clock())).fetchone()
+        return row is not None
+
+    def claim_once(self, key: str, ttl: int) -> bool:
+        """Claim key for ttl seconds; False when a live claim (or revocation) already holds it."""
+        with self._connection() as conn:
+            now = self._clock()
+            claimed = conn.execute(CLAIM, (key, now + max(1, ttl), now)).rowcount == 1
+            self._cleanup(conn, now)
+        return claimed
+
+    def record_failure(self, key: str, window: int) -> int:
+        """Count one failure in the fixed window opened by the first; return the count."""
+        with self._connection() as conn:
+            now = self._clock()
+            rows = conn.execute(RECORD_FAILURE, (key, now + max(1, window), now, now)).fetchall()
+            self._cleanup(conn, now)
+        return int(rows[0][0])
+
+    def failure_state(self, key: str) -> tuple[int, int]:
+        """(count, whole seconds left in the window), or (0, 0) when no window is open."""
+        with self._connection() as conn:
+            now = self._clock()
+            row = conn.execute(FAILURE_STATE, (key, now)).fetchone()
+        if row is None:
+            return 0, 0
+        return int(row[0]), math.ceil(row[1] - now)
+
+    def clear_failures(self, key: str) -> None:
+        """Forget key's failures."""
+        with self._connection() as conn:
+            conn.execute(CLEAR_FAILURES, (key,))
+
+    def ping(self) -> None:
+        """Open (or reuse) this thread's connection and run a trivial query."""
+        with self._connection() as conn:
+            conn.execute("SELECT 1 FROM marks LIMIT 1").fetchall()
+
+    def close(self) -> None:
+        """Close every connection this process opened; the next call opens fresh ones."""
+        pid = os.getpid()
+        self._generation += 1
+        mine = [conn for owner, conn in self._connections if owner == pid]
+        self._connections = [(owner, c) for owner, c in self._connections if owner != pid]
+        for conn in mine:
+            conn.close()
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection; any SQLite failure becomes StoreUnavailable (fail closed)."""
+        try:
+            yield self._thread_connection()
+        except sqlite3.Error as exc:
+            log.warning("sqlite store failed: %s: %s", type(exc).__name__, exc)
+            raise StoreUnavailable() from exc
+
+    def _thread_connection(self) -> sqlite3.Connection:
+        """Reuse this thread's connection unless it was opened in another process or closed."""
+        owner = (os.getpid(), self._generation)
+        if getattr(self._local, "owner", None) == owner:
+            return self._local.conn
+        conn = self._connect()
+        self._connections.append((owner[0], conn))
+        self._local.conn, self._local.owner = conn, owner
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        """Open the file in autocommit mode, WAL journal, with a busy timeout, schema ensured."""
+        conn = sqlite3.connect(self.path, timeout=self._busy_timeout_ms / 1000,
+                               isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            self._enable_wal(conn)
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.executescript(SCHEMA)
+        except sqlite3.Error:
+            conn.close()
+            raise
+        return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to WAL, retrying: SQLite's busy handler does not cover this switch."""
+        deadline = time.monotonic() + self._busy_timeout_ms / 1000
+        while True:
+            try:
+                (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                break
+            except sqlite3.OperationalError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(WAL_RETRY_DELAY)
+        if mode.lower() != "wal":  # e.g. a file system without shared memory: still correct
+            log.warning("sqlite store runs in %s journal mode, not WAL; reads will block", mode)
+
+    def _cleanup(self, conn: sqlite3.Connection, now: float) -> None:
+        """Delete one batch of expired rows when due; keep going on later writes while full."""
+        if now < self._next_cleanup:
+            return
+        try:
+            marks = conn.execute(CLEANUP_MARKS, (now, CLEANUP_BATCH)).rowcount
+            failures = conn.execute(CLEANUP_FAILURES, (now, CLEANUP_BATCH)).rowcount
+        except sqlite3.OperationalError as exc:  # best effort: the caller's write already landed
+            log.info("sqlite store cleanup postponed: %s", exc)
+            self._next_cleanup = now + self._cleanup_interval
+            return
+        more = CLEANUP_BATCH in (marks, failures)
+        self._next_cleanup = now if more else now + self._cleanup_interval
