@@ -6,11 +6,11 @@ import logging
 from dataclasses import dataclass
 
 from flask import current_app
-from models.registry import ModelRegistry
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
 from config import Settings
+from models.registry import ModelRegistry
 from security.identity import Directory
 from security.keys import PayloadKeyring
 from security.lockout import LoginThrottle
@@ -43,7 +43,8 @@ def current_gateway() -> Gateway:
 
 
 def build_gateway(settings: Settings) -> Gateway:
-    settings.instance_dir.mkdir(parents=True, exist_ok=True)
+    # Keys, hashes and the audit trail live here: owner only.
+    settings.instance_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     engine = create_database_engine(settings.database_url)
     store = open_store(settings.store_url, settings.sqlite_store_path)
     return Gateway(

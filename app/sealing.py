@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, request
+from flask import Response, g, request
 
 from app.gateway import current_gateway
 from errors import (
@@ -62,6 +63,7 @@ def _read_body(limit: int) -> bytes:
     body = request.stream.read(limit + 1)  # a chunked body is read no further than the limit
     if len(body) > limit:
         raise PayloadTooLarge(f"The body may be at most {limit} bytes.")
+    g.body_sha256 = hashlib.sha256(body).hexdigest()  # for the audit record, as received
     return body
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import chain
@@ -141,7 +142,7 @@ class ModelRunner:
 
     def render(self, outputs: Mapping[str, torch.Tensor], named: bool) -> dict[str, Any]:
         """The reply body: bare outputs for the one-input form of a one-output model."""
-        lists = {name: tensor.detach().cpu().tolist() for name, tensor in outputs.items()}
+        lists = {name: _to_json_list(tensor) for name, tensor in outputs.items()}
         first = self.manifest.outputs[0].name
         body: dict[str, Any] = {"outputs": lists if named or len(lists) != 1 else lists[first]}
         if self.manifest.labels is not None:
@@ -239,3 +240,27 @@ class ModelRunner:
 
     def _fault(self, problem: str) -> ModelOutputError:
         return ModelOutputError(f"model {self.manifest.name!r} version {self.version!r}: {problem}")
+
+
+_NONFINITE_JSON = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def _to_json_list(tensor: torch.Tensor) -> Any:
+    """Nested lists for JSON; NaN and ±Inf become "NaN"/"Infinity" strings as ProtoJSON does.
+
+    JSON has no NaN; Python would write a bare NaN that strict parsers reject. The check is one
+    vectorised isfinite, so finite outputs (nearly all of them) pay nothing more.
+    """
+    tensor = tensor.detach().cpu()
+    values = tensor.tolist()
+    if not tensor.is_floating_point() or bool(torch.isfinite(tensor).all()):
+        return values
+    return _replace_nonfinite(values)
+
+
+def _replace_nonfinite(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_replace_nonfinite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else _NONFINITE_JSON[value]
+    return value

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 from flask.cli import with_appcontext
-from models.weights import WeightsError, validate_safetensors
 
 from app.commands import emit, fail, say
 from app.gateway import current_gateway
+from models.weights import WeightsError, validate_safetensors
 from security.sealed import SealedFileError, read_header, rewrap_file, seal_file
 
 model_group = click.Group("model", help="Seal, inspect and rewrap model weight files.")
@@ -53,7 +53,10 @@ def seal(src: Path, dest: Path, model_name: str, version: str, kek_id: str | Non
     check_safetensors(src)
     kek_id, kek = choose_kek(kek_id)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    header = seal_file(src, dest, model=model_name, version=version, kek_id=kek_id, kek=kek)
+    try:
+        header = seal_file(src, dest, model=model_name, version=version, kek_id=kek_id, kek=kek)
+    except SealedFileError as exc:
+        fail(str(exc))
     say(f"sealed {src} -> {dest}")
     emit(header.describe())
 

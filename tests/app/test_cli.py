@@ -69,3 +69,13 @@ def test_model_seal_refuses_a_pickle(cli, tmp_path):
     assert result.exit_code == 1
     assert "not a safetensors file" in result.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_model_seal_refuses_an_overlong_model_name(cli, tmp_path):
+    import torch
+    plain = tmp_path / "w.safetensors"
+    save_file({"w": torch.ones(3)}, str(plain))
+    result = cli.invoke(args=["model", "seal", str(plain), str(tmp_path / "x"), "--model",
+                              "m" * 300, "--version", "1"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error:")

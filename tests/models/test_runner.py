@@ -137,8 +137,8 @@ def test_nonfinite_values_pass_when_the_model_allows_them():
     limits = "[limits]\nallow_nonfinite = true\n"
     runner = make_runner(echo_manifest(limits=limits), Echo())
     reply = runner.predict({"inputs": [[NAN, INF, -INF]]})
-    values = reply["outputs"][0]
-    assert values[0] != values[0] and values[1:] == [INF, -INF]
+    assert reply["outputs"] == [["NaN", "Infinity", "-Infinity"]]  # ProtoJSON's spelling
+    json.dumps(reply, allow_nan=False)  # strict JSON: no bare NaN reaches a client
 
 
 def test_fixed_dimensions_are_enforced_and_free_ones_are_not():
@@ -222,3 +222,4 @@ def test_warm_up_runs_zeros_through_the_model():
     with pytest.raises(ModelOutputError, match="has dtype"):
         make_runner(echo_manifest("float32"), Constant(torch.zeros(1, 3, dtype=torch.int64))
                     ).warm_up()
+
