@@ -56,9 +56,8 @@ def _write_config_once() -> Path:
 
 def _seal_demo_model(settings) -> float | None:
     """Train and seal digits v1 unless it is already there; the accuracy, or None if kept."""
-    from models.demo import train_digits
-
     from app.commands import say
+    from models.demo import train_digits
     from security.sealed import seal_file
 
     model_dir = settings.model_repository / DEMO_MODEL
