@@ -14,6 +14,12 @@ $(STAMP): requirements.txt requirements-demo.txt requirements-dev.txt pyproject.
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
+# The Node interoperability test's `jose`, when npm is there (the test skips without node).
+JS_STAMP := tests/js/node_modules/.installed-stamp
+$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
+	if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix tests/js --no-audit --no-fund && touch $@; fi
+
 install: $(STAMP)
 
 ## Serve the sealed demo model on http://$(HOST):$(PORT) (creates the demo instance first).
@@ -22,7 +28,7 @@ run: $(STAMP)
 	TORCHGATE_BIND=$(HOST):$(PORT) $(BIN)/gunicorn wsgi:app
 
 ## Lint, then the whole test suite.
-test: $(STAMP)
+test: $(STAMP) $(JS_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

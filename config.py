@@ -66,6 +66,9 @@ class Settings:
     rate_limit_predict: str = "6000/minute"
     rate_limit_token: str = "60/minute"  # noqa: S105 (a rate, not a password)
     log_level: str = "INFO"
+    # Reverse proxies in front whose X-Forwarded-For/-Proto are believed (0: none, the default);
+    # behind nginx set 1, else every caller shares the proxy's address (and its lockout).
+    trusted_proxies: int = 0
 
     @property
     def debug(self) -> bool:

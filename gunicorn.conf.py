@@ -7,6 +7,9 @@ docs/operations.md explains each choice.
 """
 
 import os
+import ssl
+
+from gunicorn.glogging import Logger as _GunicornLogger
 
 CORES = os.cpu_count() or 1
 
@@ -43,8 +46,54 @@ accesslog = None  # the app writes one JSON line per request (app/requestlog.py)
 errorlog = "-"
 loglevel = _env("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = _env("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn >= 25 opens a control socket at $HOME/.gunicorn/gunicorn.ctl by default: one path for
+# every gunicorn of the user (the last started takes it over, the first to stop deletes it), and
+# unwritable under a read-only root. Off unless TORCHGATE_CONTROL_SOCKET names a path.
+control_socket_disable = not os.environ.get("TORCHGATE_CONTROL_SOCKET")
+if not control_socket_disable:
+    control_socket = os.environ["TORCHGATE_CONTROL_SOCKET"]
 # Per-worker intra-op threads so that workers x torch threads never exceed the cores.
 TORCH_THREADS = _env("TORCH_THREADS", max(1, CORES // workers))
+
+# TLS at gunicorn, optionally mutual: callers then show a certificate issued by TORCHGATE_TLS_CA
+# (docs/mtls.md). Without TORCHGATE_TLS_CERT: plain HTTP, as behind a TLS-terminating proxy.
+CLIENT_CERT_MODES = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL,
+                     "required": ssl.CERT_REQUIRED}
+TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def _tls_choice(name: str, choices: dict, default: str) -> str:
+    value = os.environ.get(f"TORCHGATE_{name}") or default
+    if value not in choices:
+        raise ValueError(f"TORCHGATE_{name}: must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+certfile = os.environ.get("TORCHGATE_TLS_CERT") or None
+keyfile = os.environ.get("TORCHGATE_TLS_KEY") or None
+ca_certs = os.environ.get("TORCHGATE_TLS_CA") or None
+CLIENT_CERT = _tls_choice("TLS_CLIENT_CERT", CLIENT_CERT_MODES, "required" if ca_certs else "none")
+cert_reqs = CLIENT_CERT_MODES[CLIENT_CERT]  # an ssl.CERT_* number: True would be CERT_OPTIONAL
+TLS_MIN_VERSION = TLS_VERSIONS[_tls_choice("TLS_MIN_VERSION", TLS_VERSIONS, "1.2")]
+if keyfile and not certfile:
+    raise ValueError("TORCHGATE_TLS_KEY is set without TORCHGATE_TLS_CERT")
+if CLIENT_CERT != "none" and not (certfile and ca_certs):
+    raise ValueError(f"TORCHGATE_TLS_CLIENT_CERT={CLIENT_CERT} needs TORCHGATE_TLS_CERT and "
+                     "TORCHGATE_TLS_CA (the CA bundle client certificates are checked against)")
+_TLS_CONTEXTS: dict = {}
+
+
+def ssl_context(conf, default_ssl_context_factory):
+    """One TLS context per worker and version of the PEM files, not one per connection (1-2 ms)."""
+    files = (conf.certfile, conf.keyfile, conf.ca_certs)
+    version = tuple((path, os.stat(path).st_mtime_ns) for path in files if path)
+    context = _TLS_CONTEXTS.get(version)
+    if context is None:
+        context = default_ssl_context_factory()
+        context.minimum_version = TLS_MIN_VERSION
+        _TLS_CONTEXTS.clear()
+        _TLS_CONTEXTS[version] = context
+    return context
 
 if preload_app:
     # The master loads (and warms up) the models before it forks: it must not start an OpenMP
@@ -57,3 +106,44 @@ if preload_app:
 def post_fork(server, worker):
     import torch
     torch.set_num_threads(TORCH_THREADS)
+
+
+class JsonLogger(_GunicornLogger):
+    """gunicorn's own lines (start, worker booted or killed) as JSON too: one format to ship."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        from app.requestlog import JsonLineFormatter
+        for handler in self.error_log.handlers:
+            handler.setFormatter(JsonLineFormatter())
+
+
+logger_class = JsonLogger
+
+
+# /metrics sums every worker (app/metrics.py): each writes its samples under this directory.
+# prometheus_client reads the variable when first imported, so it is set here, before the app
+# (and prometheus_client) is imported. An operator's value is kept; else a private temp dir.
+OWN_METRICS_DIR = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if OWN_METRICS_DIR:
+    import tempfile
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="torchgate-metrics-")
+
+
+def on_starting(server):
+    """Empty the metrics directory: samples of an earlier run must not be summed into this one."""
+    from pathlib import Path
+    for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges (in-flight requests, model state) stop counting."""
+    from prometheus_client import multiprocess
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if OWN_METRICS_DIR:
+        import shutil
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

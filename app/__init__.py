@@ -9,8 +9,9 @@ from typing import Any
 import click
 from flask import Flask
 from flask_jwt_extended import JWTManager
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import errors, requestlog
+from app import audit, errors, metrics, ratelimit, requestlog
 from app.gateway import EXTENSION, build_gateway
 from config import Settings, load_settings
 
@@ -24,14 +25,20 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
     app.config.update(DEBUG=False, MAX_CONTENT_LENGTH=settings.max_body_bytes,
                       **jwt_issuing_config(settings))
+    if settings.trusted_proxies:  # the caller's address as the proxy saw it (docs/operations.md)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,
+                                x_proto=settings.trusted_proxies)
     jwt_manager.init_app(app)
     gateway = build_gateway(settings)
     app.extensions[EXTENSION] = gateway
 
     errors.init_app(app)
+    metrics.init_app(app)  # first: its after_request hook runs last and counts the final answer
     requestlog.init_app(app)
-    from app import auth, commands, health, predict
-    for blueprint in (auth.bp, predict.bp, health.bp):
+    audit.init_app(app)  # after requestlog: runs before it, may turn the answer into a 503
+    ratelimit.init_app(app)
+    from app import auth, commands, health, oip, openapi, predict
+    for blueprint in (auth.bp, predict.bp, oip.bp, health.bp, openapi.bp):
         app.register_blueprint(blueprint)
     commands.init_app(app)
 

@@ -7,12 +7,13 @@ import uuid
 from collections.abc import Callable, Mapping
 from urllib.parse import unquote_plus
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from flask_jwt_extended import create_access_token, create_refresh_token
 
 from app.gateway import current_gateway
 from app.guard import authenticate
-from errors import GatewayError
+from app.ratelimit import rate_limited
+from errors import GatewayError, InvalidRequest
 from security.identity import Principal
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -33,12 +34,14 @@ def _oauth_error(error: OAuthError) -> Response:
     response = jsonify(error=error.code, error_description=error.description)
     response.status_code = error.status
     response.headers.update(error.headers)
+    g.oauth_error = error.code  # for the auth-failure metric (app/metrics.py)
     return _no_store(response)
 
 
 @bp.post("/token")
+@rate_limited("token")  # per client address, before any credential is checked
 def token():
-    params = _token_params()
+    params = _form_params()
     grant_type = params.get("grant_type")
     if not grant_type:
         raise OAuthError("invalid_request", "grant_type is required.")
@@ -51,9 +54,9 @@ def token():
 @bp.post("/revoke")
 def revoke():
     identity = authenticate()
-    value = _token_params().get("token")
-    if not value:
-        raise OAuthError("invalid_request", "token is required.")
+    value = _form_params(InvalidRequest).get("token")
+    if not value:  # outside /auth/token every error is problem+json (CONTRACT §6)
+        raise InvalidRequest("The token parameter is required.")
     gateway = current_gateway()
     claims = gateway.verifier.read_for_revocation(value)
     allowed = claims is not None and (
@@ -142,16 +145,23 @@ def _issue(principal: Principal, family: str | None) -> dict:
     return body
 
 
-def _token_params() -> dict[str, str]:
-    """Form-encoded or JSON parameters; every value must be a string."""
+def _oauth_invalid_request(detail: str) -> OAuthError:
+    return OAuthError("invalid_request", detail)
+
+
+def _form_params(invalid: Callable[[str], Exception] = _oauth_invalid_request) -> dict[str, str]:
+    """Form-encoded or JSON parameters, every value a string; else `invalid(detail)` is raised.
+
+    /auth/token answers RFC 6749 errors; every other endpoint answers problem+json.
+    """
     if request.mimetype == "application/json":
         data = request.get_json(silent=True)
         if not isinstance(data, dict):
-            raise OAuthError("invalid_request", "The body must be a JSON object.")
+            raise invalid("The body must be a JSON object.")
     else:
         data = request.form.to_dict()
     if not all(isinstance(v, str) for v in data.values()):
-        raise OAuthError("invalid_request", "Every parameter must be a string.")
+        raise invalid("Every parameter must be a string.")
     return data
 
 

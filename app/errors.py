@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, g, json
+from flask import Flask, Response, g, json, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
@@ -22,6 +22,9 @@ from errors import (
 )
 
 PROBLEM_JSON = "application/problem+json"
+# Open Inference Protocol clients read an "error" string; RFC 9457 allows extension members, so
+# every problem under /v2 carries one, whichever handler or hook produced it.
+OIP_PATH_PREFIX = "/v2"
 BEARER_CHALLENGE = 'Bearer realm="torchgate"'
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,8 @@ _HTTP_ERRORS: dict[int, type[GatewayError]] = {
 
 def problem_response(error: GatewayError) -> Response:
     body = error.to_problem(g.get("request_id"))
+    if request.path == OIP_PATH_PREFIX or request.path.startswith(OIP_PATH_PREFIX + "/"):
+        body["error"] = error.detail
     response = Response(json.dumps(body), status=error.status, mimetype=PROBLEM_JSON)
     response.headers.update(error.headers)
     if error.status == 401 and "WWW-Authenticate" not in response.headers:

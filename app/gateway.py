@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
+import weakref
 from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
-from config import Settings
+from config import ConfigError, Settings
 from models.registry import ModelRegistry
 from security.identity import Directory
+from security.jwks import JwksError, VerificationKey, load_jwks
 from security.keys import PayloadKeyring
 from security.lockout import LoginThrottle
 from security.rbac import Policy
@@ -57,7 +60,8 @@ def build_gateway(settings: Settings) -> Gateway:
         verifier=TokenVerifier(
             algorithm=settings.jwt_algorithm, key=verification_key(settings),
             issuer=settings.jwt_issuer, audience=settings.jwt_audience,
-            is_revoked=store.any_revoked),
+            is_revoked=store.any_revoked,
+            external_keys=external_keys(settings), roles_claim=settings.jwt_roles_claim),
         throttle=LoginThrottle(store, settings.login_max_failures, settings.login_window),
         registry=ModelRegistry(settings.model_repository, settings.model_keys, settings.device),
     )
@@ -68,6 +72,16 @@ def verification_key(settings: Settings):
         return settings.jwt_secret
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
     return load_pem_public_key(settings.jwt_public_key.encode())
+
+
+def external_keys(settings: Settings) -> dict[str, VerificationKey]:
+    """The identity provider's JWKS, parsed once; a bad file stops start-up naming the setting."""
+    if not settings.jwt_jwks_file:
+        return {}
+    try:
+        return load_jwks(settings.jwt_jwks_file)
+    except JwksError as exc:
+        raise ConfigError("JWT_JWKS_FILE", str(exc)) from exc
 
 
 def create_database_engine(url: str) -> Engine:
@@ -83,7 +97,21 @@ def create_database_engine(url: str) -> Engine:
     except SQLAlchemyError:
         log.warning("schema creation raced with another process; retrying once")
         metadata.create_all(engine)
+    _fresh_pool_after_fork(engine)
     return engine
+
+
+def _fresh_pool_after_fork(engine: Engine) -> None:
+    """gunicorn --preload forks after create_all: without this, every worker would talk on the
+    master's pooled connection at once (a hang, then ProgrammingError). Held weakly."""
+    ref = weakref.ref(engine)
+
+    def reset() -> None:
+        forked = ref()
+        if forked is not None:
+            forked.dispose(close=False)  # forget the parent's connections, never close them
+
+    os.register_at_fork(after_in_child=reset)
 
 
 def _connect_timeout(url: str) -> dict:

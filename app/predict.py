@@ -6,8 +6,10 @@ from flask import Blueprint, g
 
 from app.gateway import current_gateway
 from app.guard import authenticate, permission_required, require_permission
+from app.ratelimit import rate_limited
 from app.sealing import read_request, reply
 from errors import ModelNotFound
+from security.tokens import Identity
 
 bp = Blueprint("predict", __name__)
 
@@ -15,6 +17,7 @@ bp = Blueprint("predict", __name__)
 @bp.post("/predict/<name>")
 @bp.post("/predict/<name>/versions/<version>")
 @permission_required("predict:{name}")
+@rate_limited("predict")  # keyed by the subject: after authentication
 def predict(name: str, version: str | None = None):
     runner = current_gateway().registry.get(name, version)
     g.model, g.model_version = name, runner.version
@@ -34,13 +37,17 @@ def list_models():
 
 @bp.get("/models/<name>")
 def describe_model(name: str):
-    identity = authenticate()
-    if not _may_see(identity.roles, name):
-        require_permission(identity, f"predict:{name}")  # raises the 403
+    require_visible(authenticate(), name)
     registry = current_gateway().registry
     if name not in registry.names():
         raise ModelNotFound(name)
     return registry.describe(name)
+
+
+def require_visible(identity: Identity, name: str) -> None:
+    """403 unless the caller holds models:read or predict:<name> (also used by /v2/models)."""
+    if not _may_see(identity.roles, name):
+        require_permission(identity, f"predict:{name}")  # raises the 403
 
 
 def _may_see(roles: tuple[str, ...], name: str) -> bool:

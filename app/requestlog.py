@@ -9,7 +9,7 @@ import sys
 import time
 import uuid
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, has_request_context, request
 
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 log = logging.getLogger("torchgate.access")
@@ -25,6 +25,8 @@ class JsonLineFormatter(logging.Formatter):
         line = {"time": round(record.created, 3), "level": record.levelname,
                 "logger": record.name, "message": record.getMessage()}
         line.update({k: getattr(record, k) for k in self.FIELDS if hasattr(record, k)})
+        if "request_id" not in line and has_request_context() and g.get("request_id"):
+            line["request_id"] = g.request_id  # any line logged while answering a request
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)

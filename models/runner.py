@@ -258,6 +258,11 @@ def _to_json_list(tensor: torch.Tensor) -> Any:
     return _replace_nonfinite(values)
 
 
+def flat_json_list(tensor: torch.Tensor) -> list[Any]:
+    """A tensor's elements as one row-major JSON list (the OIP `data` form), same NaN rules."""
+    return _to_json_list(tensor.reshape(-1))
+
+
 def _replace_nonfinite(value: Any) -> Any:
     if isinstance(value, list):
         return [_replace_nonfinite(v) for v in value]

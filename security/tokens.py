@@ -4,19 +4,30 @@ Issuing goes through flask-jwt-extended (app/auth.py); verifying is one explicit
 an algorithm allow-list, then the token type, then revocation, as separate named steps. That is
 a quarter of flask-jwt-extended's per-request cost, and it refuses a token that has no `type`
 claim instead of defaulting it to "access".
+
+Beside its own tokens the gateway may accept access tokens of an external identity provider
+(JWT_JWKS_FILE): a token whose header `kid` names a key of that JWKS is verified with that key
+and the key's one algorithm only (docs/external-tokens.md); every other token takes the own path.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import jwt
 
 from errors import TokenExpired, TokenRevoked, Unauthorized
+from security.encoding import b64url_decode
+from security.jwks import VerificationKey
 
 REQUIRED_CLAIMS = ("sub", "jti", "iat", "nbf", "exp", "iss", "aud", "type")
+EXTERNAL_REQUIRED_CLAIMS = ("sub", "iat", "exp", "iss", "aud")
+EXTERNAL_LEEWAY_SECONDS = 30  # the identity provider's clock is not ours
+ACCESS_HEADER_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt"})  # RFC 9068 §2.1
 INVALID_TOKEN_CHALLENGE = 'Bearer realm="torchgate", error="invalid_token"'  # noqa: S105
 
 
@@ -43,40 +54,56 @@ def revocation_keys(claims: Mapping[str, Any]) -> list[str]:
     return keys
 
 
+def decode_verified(token: str, key: Any, **kwargs: Any) -> dict[str, Any]:
+    """PyJWT's decode_complete, its failures turned into 401 answers (expiry has its own slug)."""
+    try:
+        return jwt.decode_complete(token, key, **kwargs)
+    except jwt.ExpiredSignatureError as exc:
+        raise TokenExpired("The token has expired.", headers={
+            "WWW-Authenticate": INVALID_TOKEN_CHALLENGE}) from exc
+    except jwt.PyJWTError as exc:
+        raise invalid_token("The token is not valid.") from exc
+
+
 class TokenVerifier:
-    """Verifies bearer tokens signed with the gateway's one configured algorithm."""
+    """Verifies the gateway's own tokens (one algorithm) and, given a JWKS, an IdP's tokens."""
 
     def __init__(self, *, algorithm: str, key: Any, issuer: str, audience: str,
-                 is_revoked: Callable[[Sequence[str]], bool]):
+                 is_revoked: Callable[[Sequence[str]], bool],
+                 external_keys: Mapping[str, VerificationKey] | None = None,
+                 roles_claim: str = "roles"):
         self._algorithms = [algorithm]
         self._key = key
         self._issuer = issuer
         self._audience = audience
         self._is_revoked = is_revoked
         self._options = {"require": list(REQUIRED_CLAIMS)}
+        self._external = ExternalTokenVerifier(
+            external_keys, issuer=issuer, audience=audience, roles_claim=roles_claim,
+            is_revoked=is_revoked) if external_keys else None
 
     def verify(self, token: str, *, expected_type: str = "access") -> dict[str, Any]:
+        external = self._external.key_for(token) if self._external else None
+        if external is not None:
+            return self._external.verify(token, external, expected_type)
         claims = self.verify_signature_and_claims(token)
         self.verify_type(claims, expected_type)
         self.verify_not_revoked(claims)
         return claims
 
     def verify_signature_and_claims(self, token: str) -> dict[str, Any]:
-        try:
-            claims = jwt.decode(token, self._key, algorithms=self._algorithms,
-                                issuer=self._issuer, audience=self._audience,
-                                options=self._options)
-        except jwt.ExpiredSignatureError as exc:
-            raise TokenExpired("The token has expired.", headers={
-                "WWW-Authenticate": INVALID_TOKEN_CHALLENGE}) from exc
-        except jwt.PyJWTError as exc:
-            raise invalid_token("The token is not valid.") from exc
+        claims = decode_verified(token, self._key, algorithms=self._algorithms,
+                                 issuer=self._issuer, audience=self._audience,
+                                 options=self._options)["payload"]
         if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("jti"), str):
             raise invalid_token("The token is not valid.")
         return claims
 
     def read_for_revocation(self, token: str) -> dict[str, Any] | None:
-        """Claims of a token this gateway signed, expired or not; None for anything else."""
+        """Claims of a token this gateway accepts, expired or not, with a jti; else None."""
+        external = self._external.key_for(token) if self._external else None
+        if external is not None:
+            return self._external.read_for_revocation(token, external)
         try:
             return jwt.decode(token, self._key, algorithms=self._algorithms,
                               issuer=self._issuer, audience=self._audience,
@@ -93,6 +120,97 @@ class TokenVerifier:
         if self._is_revoked(revocation_keys(claims)):
             raise TokenRevoked("The token has been revoked.", headers={
                 "WWW-Authenticate": INVALID_TOKEN_CHALLENGE})
+
+
+class ExternalTokenVerifier:
+    """Verifies an identity provider's access tokens, each with its key's one algorithm."""
+
+    def __init__(self, keys: Mapping[str, VerificationKey], *, issuer: str, audience: str,
+                 roles_claim: str, is_revoked: Callable[[Sequence[str]], bool],
+                 leeway: int = EXTERNAL_LEEWAY_SECONDS):
+        self._keys = dict(keys)
+        self._kwargs = {"issuer": issuer, "audience": audience, "leeway": leeway}
+        self._options = {"require": list(EXTERNAL_REQUIRED_CLAIMS)}
+        self._roles_claim = roles_claim
+        self._is_revoked = is_revoked
+        # Header segments repeat (one per signing key), so the kid lookup is a cache hit.
+        self._header_kid = lru_cache(maxsize=256)(header_kid)
+
+    def key_for(self, token: str) -> VerificationKey | None:
+        """The JWKS key named by the token's header kid; None sends the token the own way."""
+        kid = self._header_kid(token.partition(".")[0])
+        return self._keys.get(kid) if kid is not None else None
+
+    def verify(self, token: str, key: VerificationKey,
+               expected_type: str = "access") -> dict[str, Any]:
+        """The token's claims as the gateway reads them (roles, type, jti), after every check."""
+        if expected_type != "access":  # an identity provider's token is never our refresh token
+            raise invalid_token(f"An {expected_type} token is required.")
+        decoded = self.decode(token, key, verify_exp=True)
+        verify_access_type(decoded["header"], decoded["payload"])
+        if not decoded["payload"]["sub"]:
+            raise invalid_token("The token is not valid.")
+        claims = self.gateway_claims(decoded["payload"])
+        if claims["jti"] and self._is_revoked([f"jti:{claims['jti']}"]):
+            raise TokenRevoked("The token has been revoked.", headers={
+                "WWW-Authenticate": INVALID_TOKEN_CHALLENGE})
+        return claims
+
+    def read_for_revocation(self, token: str, key: VerificationKey) -> dict[str, Any] | None:
+        """Claims of a genuine access token with a jti, expired or not; else None."""
+        try:
+            decoded = self.decode(token, key, verify_exp=False)
+            verify_access_type(decoded["header"], decoded["payload"])
+        except Unauthorized:
+            return None
+        claims = self.gateway_claims(decoded["payload"])
+        return claims if claims["jti"] else None
+
+    def decode(self, token: str, key: VerificationKey, *, verify_exp: bool) -> dict[str, Any]:
+        return decode_verified(token, key.jwk, algorithms=[key.algorithm], **self._kwargs,
+                               options={**self._options, "verify_exp": verify_exp})
+
+    def gateway_claims(self, claims: Mapping[str, Any]) -> dict[str, Any]:
+        """Roles from the configured claim, type "access", jti "" when absent, no refresh family."""
+        gateway = {name: value for name, value in claims.items() if name != "fam"}
+        jti = claims.get("jti")
+        gateway.update(roles=list(roles_at(claims, self._roles_claim)), type="access",
+                       jti=jti if isinstance(jti, str) else "")
+        return gateway
+
+
+def header_kid(segment: str) -> str | None:
+    """The `kid` of a compact JWS header segment; None when absent or the header is garbled."""
+    try:
+        header = json.loads(b64url_decode(segment))
+    except (ValueError, RecursionError):  # RecursionError: a header of deeply nested arrays
+        return None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    return kid if isinstance(kid, str) else None
+
+
+def verify_access_type(header: Mapping[str, Any], claims: Mapping[str, Any]) -> None:
+    """Access tokens only: header typ JWT/at+jwt, and no refresh/ID marker in the claims."""
+    header_type, claim_type = header.get("typ"), claims.get("typ")
+    if ((header_type is not None and str(header_type).lower() not in ACCESS_HEADER_TYPES)
+            or claims.get("type", "access") != "access"
+            or (claim_type is not None and str(claim_type).lower() != "bearer")):
+        raise invalid_token("An access token is required.")
+
+
+def roles_at(claims: Mapping[str, Any], path: str) -> tuple[str, ...]:
+    """Roles at a dotted claim path ("realm_access.roles"); anything but a string list is none.
+
+    A claim named by the whole path wins, for namespaced names such as "https://x.example/roles".
+    """
+    value: Any = claims.get(path)
+    if value is None:
+        value = claims
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+    if isinstance(value, list) and all(isinstance(role, str) for role in value):
+        return tuple(value)
+    return ()
 
 
 def identity_from_claims(claims: Mapping[str, Any]) -> Identity:

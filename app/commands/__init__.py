@@ -25,6 +25,6 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def init_app(app: Flask) -> None:
-    from app.commands import identity, model  # `demo` is a flask.commands plugin (pyproject)
-    for group in (*identity.GROUPS, model.model_group):
+    from app.commands import audit, identity, model  # `demo`: a flask.commands plugin (pyproject)
+    for group in (*identity.GROUPS, model.model_group, audit.audit_group):
         app.cli.add_command(group)

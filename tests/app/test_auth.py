@@ -170,3 +170,10 @@ def test_successful_login_clears_the_username_counter(client, alice):
     for _ in range(4):
         login(client, password="wrong password!", environ_base=other)
     assert login(client, environ_base=other).status_code == 200
+
+
+def test_revoke_without_a_token_parameter_is_a_problem(client, auth):
+    response = client.post("/auth/revoke", data={}, headers=auth.headers())
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+    assert response.json["type"] == "urn:torchgate:problem:invalid-request"

@@ -1,0 +1,172 @@
+"""Prometheus metrics: request hooks, model gauges and the unauthenticated GET /metrics.
+
+Without PROMETHEUS_MULTIPROC_DIR (tests, `flask run`) each app has its own CollectorRegistry,
+so several apps in one process never collide. Under gunicorn, gunicorn.conf.py sets that
+variable before anything imports prometheus_client: every worker then writes its samples to
+files there, and /metrics merges the files of ALL workers with a MultiProcessCollector over a
+fresh registry, whichever worker answers. Gauges say how workers combine (livesum, livemin,
+livemax); no custom collectors or callback gauges, which multiprocess mode cannot serve.
+
+Labels never hold a subject, token or payload: routes are URL templates, models and versions
+come from the repository, and reasons are problem slugs or OAuth error codes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from prometheus_client.exposition import choose_encoder
+
+from app.gateway import current_gateway
+from errors import GatewayError
+from models.registry import ModelRegistry
+
+EXTENSION = "torchgate.metrics"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+AUTH_FAILURE_STATUSES = frozenset({401, 403, 429})
+OAUTH_FAILURES = frozenset({"invalid_grant", "invalid_client"})
+UNMATCHED_ROUTE = "unmatched"
+
+bp = Blueprint("metrics", __name__)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The gateway's collectors; `registry` is None when samples go to multiprocess files."""
+
+    registry: CollectorRegistry | None
+    requests: Counter
+    in_flight: Gauge
+    predict_latency: Histogram
+    auth_failures: Counter
+    model_load_seconds: Gauge
+    model_ready: Gauge
+    published_in: set[int] = field(default_factory=set)  # pids whose model gauges are written
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None) -> Metrics:
+        """Every collector, registered in `registry` (or in none, for multiprocess mode)."""
+        return cls(
+            registry=registry,
+            requests=Counter("torchgate_http_requests", "HTTP requests answered.",
+                             ["method", "route", "status"], registry=registry),
+            in_flight=Gauge("torchgate_http_requests_in_flight", "Requests being answered.",
+                            registry=registry, multiprocess_mode="livesum"),
+            predict_latency=Histogram(
+                "torchgate_predict_latency_seconds",
+                "Seconds to answer a successful model call, from request to sealed reply.",
+                ["model", "version"], buckets=LATENCY_BUCKETS, registry=registry),
+            auth_failures=Counter("torchgate_auth_failures", "Refused authentications and "
+                                  "authorizations, by problem slug or OAuth error.",
+                                  ["reason"], registry=registry),
+            model_load_seconds=Gauge("torchgate_model_load_seconds",
+                                     "Seconds a model version took to load (slowest worker).",
+                                     ["model", "version"], registry=registry,
+                                     multiprocess_mode="livemax"),
+            model_ready=Gauge("torchgate_model_ready",
+                              "1 when a model version is served (by every live worker), else 0.",
+                              ["model", "version"], registry=registry,
+                              multiprocess_mode="livemin"),
+        )
+
+    def publish_models(self, models: ModelRegistry) -> None:
+        """Write this process's view of every model version into the model gauges."""
+        for key, seconds in models.load_seconds().items():
+            name, _, version = key.partition("/")
+            self.model_load_seconds.labels(name, version).set(seconds)
+        for name in models.names():
+            for version in models.describe(name)["versions"]:
+                self.model_ready.labels(name, version).set(_served(models, name, version))
+        self.published_in.add(os.getpid())
+
+    def exposition(self, accept: str | None) -> tuple[bytes, str]:
+        """The text format the scraper asked for, over this app's or all workers' samples."""
+        registry = self.registry
+        if registry is None:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        encode, content_type = choose_encoder(accept or "")
+        return encode(registry), content_type
+
+
+def init_app(app: Flask) -> None:
+    """Collectors for this app, the request hooks and the /metrics route."""
+    registry = None if os.environ.get(MULTIPROC_ENV) else CollectorRegistry()
+    app.extensions[EXTENSION] = Metrics.create(registry)
+    app.before_request(_start)
+    app.after_request(_record)
+    app.teardown_request(_finish)
+    app.register_blueprint(bp)
+
+
+def current_metrics() -> Metrics:
+    return current_app.extensions[EXTENSION]
+
+
+@bp.get("/metrics")
+def metrics_view() -> Response:
+    metrics = current_metrics()
+    metrics.publish_models(current_gateway().registry)
+    body, content_type = metrics.exposition(request.headers.get("Accept"))
+    return Response(body, content_type=content_type, headers={"Cache-Control": "no-store"})
+
+
+def _start() -> None:
+    metrics = current_metrics()
+    if os.getpid() not in metrics.published_in:  # once per worker, after the fork
+        metrics.publish_models(current_gateway().registry)
+    g.metrics_started = time.perf_counter()
+    metrics.in_flight.inc()
+    g.metrics_in_flight = True
+
+
+def _record(response: Response) -> Response:
+    metrics = current_metrics()
+    status = response.status_code
+    metrics.requests.labels(_method(), _route(), str(status)).inc()
+    model = g.get("model")
+    if model is not None and status < 400 and "metrics_started" in g:
+        metrics.predict_latency.labels(model, g.get("model_version") or "").observe(
+            time.perf_counter() - g.metrics_started)
+    reason = _auth_failure(status)
+    if reason is not None:
+        metrics.auth_failures.labels(reason).inc()
+    return response
+
+
+def _finish(_exc: BaseException | None) -> None:
+    if g.pop("metrics_in_flight", False):
+        current_metrics().in_flight.dec()
+
+
+def _method() -> str:
+    return request.method if request.method in METHODS else "other"
+
+
+def _route() -> str:
+    """The URL template (/predict/<name>), never the raw path: label values must stay few."""
+    rule = request.url_rule
+    return rule.rule if rule is not None else UNMATCHED_ROUTE
+
+
+def _auth_failure(status: int) -> str | None:
+    """The reason of a refused caller: the problem slug of a 401/403/429, or the OAuth error."""
+    problem = g.get("problem")
+    if problem is not None and status in AUTH_FAILURE_STATUSES:
+        return problem.slug
+    oauth_error = g.get("oauth_error")
+    return oauth_error if oauth_error in OAUTH_FAILURES else None
+
+
+def _served(models: ModelRegistry, name: str, version: str) -> int:
+    try:
+        models.get(name, version)
+    except GatewayError:
+        return 0
+    return 1

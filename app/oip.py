@@ -1,0 +1,96 @@
+"""/v2: the Open Inference Protocol (KServe/Triton "V2", REST/JSON) on the same guarded path.
+
+Inference passes the same checks, in the same order, as /predict: token 401, permission 403,
+model and version 404, loaded 503, media type 415, size 413, envelope 400/403, tensors 422.
+Errors stay RFC 9457 problem+json and also carry the OIP `"error"` member, which is what OIP
+clients read.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from flask import Blueprint, g, request
+
+from app import health
+from app.gateway import current_gateway
+from app.guard import authenticate, permission_required, token_required
+from app.predict import require_visible
+from app.ratelimit import rate_limited
+from app.sealing import read_request, reply
+from errors import ModelNotFound, UnsupportedMediaType
+from models import oip_tensors
+
+BINARY_DATA_HEADER = "Inference-Header-Content-Length"
+SERVER_NAME = "torchgate"
+
+bp = Blueprint("oip", __name__, url_prefix="/v2")
+
+
+@bp.get("/health/live")
+def server_live():
+    """OIP server live, no token: 200 {"live": true} while the process answers."""
+    return {"live": True}
+
+
+@bp.get("/health/ready")
+def server_ready():
+    """OIP server ready, no token: 200 {"ready": true}; 503 problem as /readyz when not."""
+    health.readyz()  # raises the same 503 as /readyz, naming what is not ready
+    return {"ready": True}
+
+
+@bp.get("")
+@token_required
+def server_metadata():
+    """OIP server metadata (any valid token): {"name", "version", "extensions": []}."""
+    return {"name": SERVER_NAME, "version": _server_version(), "extensions": []}
+
+
+@bp.get("/models/<name>")
+@bp.get("/models/<name>/versions/<version>")
+def model_metadata(name: str, version: str | None = None):
+    """OIP model metadata: {"name", "versions", "platform", "inputs", "outputs"}; each tensor
+    {"name", "datatype", "shape"} (-1 = any size). 403 without models:read or predict:<name>,
+    then 404 for an unknown model or version."""
+    require_visible(authenticate(), name)
+    described = current_gateway().registry.describe(name)
+    if version is not None and version not in described["versions"]:
+        raise ModelNotFound(name, version)
+    return oip_tensors.model_metadata(described)
+
+
+@bp.get("/models/<name>/ready")
+@bp.get("/models/<name>/versions/<version>/ready")
+def model_ready(name: str, version: str | None = None):
+    """OIP model ready: 200 {"name", "ready": true} when loaded; 503 model-unavailable when it
+    failed to load; 403 and 404 as for the metadata."""
+    require_visible(authenticate(), name)
+    current_gateway().registry.get(name, version)
+    return {"name": name, "ready": True}
+
+
+@bp.post("/models/<name>/infer")
+@bp.post("/models/<name>/versions/<version>/infer")
+@permission_required("predict:{name}")
+@rate_limited("predict")  # the same per-subject budget as /predict
+def infer(name: str, version: str | None = None):
+    """OIP inference, sealed like /predict (plain application/json only when PAYLOAD_ENCRYPTION
+    is optional). Plaintext in: {"id"?, "parameters"?, "inputs": [{"name", "shape", "datatype",
+    "data"}], "outputs"?: [{"name"}]}, data flat row-major or nested. Plaintext out:
+    {"model_name", "model_version", "id"?, "outputs": [{"name", "shape", "datatype", "data"}]},
+    sealed with the request's key. Binary tensor data is not supported (415)."""
+    runner = current_gateway().registry.get(name, version)
+    g.model, g.model_version = name, runner.version
+    if BINARY_DATA_HEADER in request.headers:
+        raise UnsupportedMediaType("Binary tensor data is not supported; send the tensors as "
+                                   "JSON data.")
+    payload, reply_key = read_request(g.identity)
+    return reply(oip_tensors.infer(runner, payload), reply_key)
+
+
+def _server_version() -> str:
+    try:
+        return version("torchgate")
+    except PackageNotFoundError:  # running from a checkout that was never pip-installed
+        return "unknown"

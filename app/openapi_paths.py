@@ -1,0 +1,146 @@
+"""OpenAPI path items of the gateway's own routes: /auth, /models, /predict, probes, metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.openapi_responses import BEARER, JSON, body, header, operation, problems
+from app.openapi_schemas import ref
+
+FORM = "application/x-www-form-urlencoded"
+JOSE_JSON = "application/jose+json"
+PROMETHEUS_TEXT = "text/plain"
+OPENMETRICS_TEXT = "application/openmetrics-text"
+SEALED_NOTE = "A JWE (flattened JSON, dir + A256GCM) whose plaintext is"
+CHECK_ORDER = ("Checks run in order, the first failure answers: token 401, permission 403, "
+               "model/version 404, loaded 503, media type 415, size 413, envelope 400/403, "
+               "inputs 422.")
+
+
+def path_parameter(name: str, description: str) -> dict[str, Any]:
+    """A required path segment (Flask's default converter: anything but a slash)."""
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "string", "minLength": 1, "pattern": "^[^/]+$"}}
+
+
+def _form_or_json(schema_name: str, description: str) -> dict[str, Any]:
+    schema = ref(schema_name)
+    return {"required": True, "description": description,
+            "content": {FORM: {"schema": schema}, JSON: {"schema": schema}}}
+
+
+def _oauth_error(description: str, basic_challenge: bool = False) -> dict[str, Any]:
+    response = body(description, ref("OAuthError"), headers=("Cache-Control",))
+    if basic_challenge:
+        response["headers"]["WWW-Authenticate"] = {
+            "description": "When the client authenticated with HTTP Basic (RFC 6749 §5.2).",
+            "schema": {"type": "string", "pattern": '^Basic realm="torchgate"$'}}
+    return response
+
+
+def auth_paths() -> dict[str, Any]:
+    """/auth/token, /auth/revoke, /auth/whoami."""
+    token = operation(
+        "issueToken", "auth", "Get an access token (RFC 6749 token endpoint)", {
+            "200": body("Tokens issued.", ref("TokenResponse"), headers=("Cache-Control",)),
+            "400": _oauth_error("invalid_request, invalid_grant or unsupported_grant_type."),
+            "401": _oauth_error("invalid_client.", basic_challenge=True),
+            **problems(413, 429, 500, 503)},
+        security=[{}, {"basicAuth": []}],
+        description="Form-encoded or JSON. Errors are RFC 6749 §5.2 JSON, except 429 (lockout "
+                    "after LOGIN_MAX_FAILURES per username and per address) and 413/500/503, "
+                    "which are problem+json.",
+        requestBody=_form_or_json("TokenRequest", "One of the three grants."))
+    revoke = operation(
+        "revokeToken", "auth", "Revoke an access or refresh token (RFC 7009)", {
+            "200": {"description": "Always, whether or not the token was known (RFC 7009 §2.2).",
+                    "headers": {"X-Request-ID": header("X-Request-ID"),
+                                "Cache-Control": header("Cache-Control")}},
+            **problems(400, 401, 413, 500, 503)},
+        security=BEARER,
+        description="A caller may revoke its own tokens; `tokens:revoke` allows any token.",
+        requestBody=_form_or_json("RevokeRequest", "The token to revoke."))
+    whoami = operation(
+        "whoami", "auth", "Who the bearer token says the caller is",
+        {"200": body("The caller.", ref("Whoami")), **problems(401, 500, 503)}, security=BEARER)
+    return {"/auth/token": {"post": token}, "/auth/revoke": {"post": revoke},
+            "/auth/whoami": {"get": whoami}}
+
+
+def model_paths() -> dict[str, Any]:
+    """/models and /models/{name}."""
+    listing = operation(
+        "listModels", "models", "The models the caller may call (all with `models:read`)",
+        {"200": body("The visible models.", ref("ModelList")), **problems(401, 500, 503)},
+        security=BEARER)
+    describe = operation(
+        "describeModel", "models", "One model's description",
+        {"200": body("The model.", ref("Model")), **problems(401, 403, 404, 500, 503)},
+        security=BEARER, parameters=[path_parameter("name", "The model name.")],
+        description="403 without `models:read` or `predict:<name>`, then 404 if unknown.")
+    return {"/models": {"get": listing}, "/models/{name}": {"get": describe}}
+
+
+def sealed_request_body(plaintext: str) -> dict[str, Any]:
+    """A JWE envelope whose plaintext is `plaintext`, or that plaintext as plain JSON."""
+    return {"required": True, "content": {
+        JOSE_JSON: {"schema": {**ref("Envelope"),
+                               "description": f"{SEALED_NOTE} a {plaintext}."}},
+        JSON: {"schema": {**ref(plaintext),
+                          "description": "Accepted only with PAYLOAD_ENCRYPTION=optional "
+                                         "(else 415)."}}}}
+
+
+def sealed_reply(plaintext: str) -> dict[str, Any]:
+    """The 200 reply: sealed like the request, or plain JSON for a plain request."""
+    return {"description": "Sealed with the request's key and a fresh IV, or plain JSON for a "
+                           "plain request.",
+            "headers": {"X-Request-ID": header("X-Request-ID")},
+            "content": {
+                JOSE_JSON: {"schema": {**ref("Envelope"),
+                                       "description": f"{SEALED_NOTE} a {plaintext}."}},
+                JSON: {"schema": {**ref(plaintext), "description": "For a plain request."}}}}
+
+
+def _predict(operation_id: str, summary: str, parameters: list) -> dict[str, Any]:
+    return operation(
+        operation_id, "predict", summary,
+        {"200": sealed_reply("PredictReply"),
+         **problems(400, 401, 403, 404, 413, 415, 422, 429, 500, 503)},
+        security=BEARER, parameters=parameters,
+        description=CHECK_ORDER + " 429 when the caller's RATE_LIMIT_PREDICT is spent.",
+        requestBody=sealed_request_body("PredictRequest"))
+
+
+def predict_paths() -> dict[str, Any]:
+    """/predict/{name} and /predict/{name}/versions/{version}."""
+    name = path_parameter("name", "The model name; needs `predict:<name>`.")
+    version = path_parameter("version", "A version directory name, e.g. 1.")
+    return {
+        "/predict/{name}": {"post": _predict(
+            "predict", "Run the model's default version", [name])},
+        "/predict/{name}/versions/{version}": {"post": _predict(
+            "predictVersion", "Run one version of the model", [name, version])},
+    }
+
+
+def _metrics_reply() -> dict[str, Any]:
+    reply = body("All workers combined: Prometheus text, or OpenMetrics when Accept asks.",
+                 {"type": "string"}, PROMETHEUS_TEXT, headers=("Cache-Control",))
+    reply["content"][OPENMETRICS_TEXT] = {"schema": {"type": "string"}}
+    return reply
+
+
+def operations_paths() -> dict[str, Any]:
+    """Unauthenticated probes, metrics and this document."""
+    return {
+        "/healthz": {"get": operation("healthz", "operations", "The process answers", {
+            "200": body("Alive.", ref("Health")), **problems(500)})},
+        "/readyz": {"get": operation("readyz", "operations", "Models loaded, state reachable", {
+            "200": body("Ready to serve.", ref("Ready")), **problems(500, 503)},
+            description="503 names what is not ready: failed models, store, database.")},
+        "/metrics": {"get": operation("metrics", "operations", "Prometheus metrics", {
+            "200": _metrics_reply(), **problems(500)})},
+        "/openapi.json": {"get": operation("openapi", "operations", "This document", {
+            "200": body("OpenAPI 3.1.", {"type": "object"}), **problems(500)})},
+    }

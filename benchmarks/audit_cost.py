@@ -1,0 +1,147 @@
+"""Cost of the audit trail per request (one INSERT + head UPDATE + commit) and of `audit verify`.
+
+Uses the gateway's own engine set-up (SQLite in WAL mode; PostgreSQL with its pool) on a fresh
+database or schema. Run:
+    .venv/bin/python benchmarks/audit_cost.py [--database-url postgresql+psycopg://…/test]
+PostgreSQL is skipped when it does not answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import sqlalchemy as sa
+
+from app.gateway import create_database_engine
+from security.audit import AuditRecord, audit_key, utc_now
+from security.audit_trail import AuditTrail
+from security.audit_verify import verify_trail
+
+KEY = audit_key(secrets.token_bytes(32))
+
+
+def record(i: int) -> AuditRecord:
+    return AuditRecord(time=utc_now(), request_id=f"{i:032x}", subject="alice",
+                       action="predict.predict", model="digits", version="1", decision="allow",
+                       status=200, latency_us=1234, body_sha256=f"{i:064x}")
+
+
+def append_us(trail: AuditTrail, n: int) -> list[float]:
+    """µs of each of n appends by one thread, after a short warm-up."""
+    for i in range(50):
+        trail.append(record(-1 - i))
+    samples = []
+    for i in range(n):
+        start = time.perf_counter_ns()
+        trail.append(record(i))
+        samples.append((time.perf_counter_ns() - start) / 1000)
+    return samples
+
+
+def threaded_us(trail: AuditTrail, threads: int, n: int) -> float:
+    """Wall µs per record while `threads` threads of one worker append at once."""
+    workers = [threading.Thread(target=lambda: [trail.append(record(i)) for i in range(n)])
+               for _ in range(threads)]
+    began = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return (time.perf_counter() - began) / (threads * n) * 1e6
+
+
+def bench(name: str, engine: sa.Engine, n: int) -> list[str]:
+    trail = AuditTrail(engine, KEY)
+    samples = sorted(append_us(trail, n))
+    p99 = samples[int(len(samples) * 0.99)]
+    rows = [f"| {name} | append, 1 thread | {statistics.mean(samples):.0f} | "
+            f"{statistics.median(samples):.0f} | {p99:.0f} |",
+            f"| {name} | append, 4 threads of one worker (wall per record) | "
+            f"{threaded_us(trail, 4, n // 4):.0f} | | |"]
+    began = time.perf_counter()
+    verdict = verify_trail(engine, KEY)
+    seconds = time.perf_counter() - began
+    assert verdict.intact, verdict
+    rows.append(f"| {name} | verify, {verdict.records} records | "
+                f"{seconds / verdict.records * 1e6:.1f} | | |")
+    return rows
+
+
+def whoami_us(app, n: int) -> float:
+    """Mean µs of an authenticated GET /auth/whoami through the Flask test client."""
+    from flask_jwt_extended import create_access_token
+    with app.app_context():
+        token = create_access_token("alice", additional_claims={"roles": ["analyst"]})
+    client, headers = app.test_client(), {"Authorization": f"Bearer {token}"}
+    for _ in range(50):
+        client.get("/auth/whoami", headers=headers)
+    began = time.perf_counter()
+    for _ in range(n):
+        assert client.get("/auth/whoami", headers=headers).status_code == 200
+    return (time.perf_counter() - began) / n * 1e6
+
+
+def request_rows(tmp: str, n: int) -> list[str]:
+    """One request with and without the audit hook (SQLite database, same app)."""
+    from app import audit, create_app
+    from config import new_secrets
+    (Path(tmp) / "models").mkdir()
+    app = create_app({**new_secrets(), "env": "testing", "instance_dir": f"{tmp}/instance",
+                      "model_repository": f"{tmp}/models"})
+    with_audit = whoami_us(app, n)
+    app.after_request_funcs[None].remove(audit._write_record)
+    without = whoami_us(app, n)
+    return [f"| sqlite | GET /auth/whoami with the audit hook | {with_audit:.0f} | | |",
+            f"| sqlite | GET /auth/whoami without it | {without:.0f} | | |"]
+
+
+def postgres_schema(url: str) -> tuple[sa.Engine, sa.Engine, str] | None:
+    """(admin engine, engine in a fresh schema, schema), or None when PostgreSQL is down."""
+    admin = sa.create_engine(url)
+    schema = f"audit_bench_{secrets.token_hex(4)}"
+    try:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    except sa.exc.OperationalError:
+        print(f"postgresql at {url} does not answer: skipped", file=sys.stderr)
+        return None
+    scoped = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    return admin, create_database_engine(scoped), schema
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default=os.environ.get(
+        "TORCHGATE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    parser.add_argument("-n", type=int, default=4000, help="appends per case")
+    args = parser.parse_args()
+    rows = ["| database | case | mean µs | median µs | p99 µs |", "|---|---|---:|---:|---:|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = create_database_engine(f"sqlite:///{Path(tmp) / 'audit.db'}")
+        rows += bench("sqlite", engine, args.n)
+        engine.dispose()
+        rows += request_rows(tmp, args.n // 4)
+    scoped = postgres_schema(args.database_url)
+    if scoped is not None:
+        admin, engine, schema = scoped
+        try:
+            rows += bench("postgresql", engine, args.n)
+        finally:
+            engine.dispose()
+            with admin.begin() as conn:
+                conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""HTTP load under gunicorn on 127.0.0.1: a bare Flask + torch app against the full gateway.
+
+    .venv/bin/python benchmarks/http_load.py [--seconds 10] [--connections 8] [--processes 2]
+
+Three cases, each its own gunicorn (`-c gunicorn.conf.py`, 2 workers, started, warmed up,
+measured for --seconds, stopped), all running the same MLP (models.zoo.MLP 64 -> 64 -> 10, one
+row per request):
+  bare    a script-local Flask app: JSON in, torch forward, JSON out; no auth, no logging
+  sealed  the gateway's POST /predict/bench: JWT, permission, JWE envelope (every one distinct,
+          sealed beforehand), replay check, rate limit, audit record, sealed reply, access log
+  plain   the same with PAYLOAD_ENCRYPTION=optional and a plain application/json body
+The load generator (benchmarks/loadgen.py) keeps one connection per thread alive and shares the
+machine's CPUs with the server: the table gives both CPU shares and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import loadgen
+from gunicorn_server import group_cpu_seconds, start_server, stop
+
+ROW = [round(0.01 * i, 2) for i in range(64)]
+ARGUMENTS = {"in_features": 64, "hidden": [64], "out_features": 10}
+MANIFEST = """architecture = "models.zoo:MLP"
+[arguments]
+in_features = 64
+hidden = [64]
+out_features = 10
+[[inputs]]
+name = "pixels"
+shape = [-1, 64]
+dtype = "float32"
+[[outputs]]
+name = "logits"
+shape = [-1, 10]
+dtype = "float32"
+"""
+
+
+def bare_app():
+    """The baseline: Flask + torch with the same weights, nothing else (gunicorn factory)."""
+    import torch
+    from flask import Flask, request
+    from safetensors.torch import load_file
+
+    from models.zoo import MLP
+
+    model = MLP(**ARGUMENTS)
+    model.load_state_dict(load_file(os.environ["BENCH_WEIGHTS"]))
+    model.eval().requires_grad_(False)
+    app = Flask("bare")
+
+    @app.post("/predict")
+    def predict():
+        x = torch.tensor(request.get_json()["inputs"], dtype=torch.float32)
+        with torch.inference_mode():
+            return {"outputs": model(x).tolist()}
+
+    return app
+
+
+def write_weights(root: Path) -> Path:
+    """The benchmark MLP's weights as plain safetensors (fixed seed)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from models.zoo import MLP
+    torch.manual_seed(0)
+    path = root / "mlp.safetensors"
+    save_file(MLP(**ARGUMENTS).state_dict(), str(path))
+    return path
+
+
+def gateway_instance(root: Path, weights: Path, encryption: str,
+                     backends: dict[str, str]) -> tuple[dict, dict]:
+    """A production instance serving the MLP sealed: (server environment, caller credentials)."""
+    from app import create_app
+    from app.gateway import current_gateway
+    from security.encoding import b64url_encode
+    from security.sealed import seal_file
+
+    kek, repo, instance = secrets.token_bytes(32), root / "models", root / "instance"
+    (repo / "bench" / "1").mkdir(parents=True)
+    (repo / "bench" / "model.toml").write_text(MANIFEST)
+    seal_file(weights, repo / "bench" / "1" / "model.safetensors.sealed", model="bench",
+              version="1", kek_id="bench", kek=kek)
+    settings = {"env": "production", "instance_dir": str(instance), "device": "cpu",
+                "model_repository": str(repo), "payload_encryption": encryption,
+                "rate_limit_predict": "100000000/minute",  # measure the limiter, never hit it
+                "jwt_secret": secrets.token_urlsafe(48),
+                "model_keys": f"bench:{b64url_encode(kek)}",
+                "master_key": b64url_encode(secrets.token_bytes(32)), **backends}
+    username, password = f"bench-{secrets.token_hex(4)}", secrets.token_urlsafe(16)
+    app = create_app(settings)
+    with app.app_context():
+        gateway = current_gateway()
+        gateway.directory.create_user(username, password, ["analyst"])
+        issued = gateway.keyring.issue(username)
+        gateway.engine.dispose()
+    env = {f"TORCHGATE_{k.upper()}": str(v) for k, v in settings.items()}
+    return env, {"username": username, "password": password, "kid": issued.kid,
+                 "key": issued.key}
+
+
+def request_lists(case: str, port: int, creds: dict, connections: int, per_connection: int
+                  ) -> list[list[bytes]]:
+    """What each connection sends: the same plain bytes, or distinct sealed envelopes."""
+    body = json.dumps({"inputs": [ROW]}).encode()
+    if case == "bare":
+        return [[loadgen.build_request("/predict", body, {"Content-Type": "application/json"})]
+                * per_connection for _ in range(connections)]
+    form = (f"grant_type=password&username={creds['username']}"
+            f"&password={creds['password']}").encode()
+    login = urllib.request.Request(f"http://127.0.0.1:{port}/auth/token", data=form,
+                                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+    with urllib.request.urlopen(login, timeout=30) as reply:  # noqa: S310
+        token = json.loads(reply.read())["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    if case == "plain":
+        request = loadgen.build_request("/predict/bench", body,
+                                        {**headers, "Content-Type": "application/json"})
+        return [[request] * per_connection for _ in range(connections)]
+    from security.envelope import seal_envelope
+    sealed = {**headers, "Content-Type": "application/jose+json"}
+    return [[loadgen.build_request("/predict/bench", seal_envelope(body, key=creds["key"],
+                                                                   kid=creds["kid"]), sealed)
+             for _ in range(per_connection)] for _ in range(connections)]
+
+
+def measure(case: str, args: argparse.Namespace, root: Path, weights: Path,
+            backends: dict[str, str]) -> dict:
+    port = 18000 + secrets.randbelow(20000)
+    env, creds = {"BENCH_WEIGHTS": str(weights)}, {}
+    target = "http_load:bare_app()"
+    if case != "bare":
+        env, creds = gateway_instance(root / case, weights,
+                                      "optional" if case == "plain" else "required", backends)
+        target = "wsgi:app"
+    env["TORCHGATE_MAX_REQUESTS"] = "0"  # no worker recycling in the middle of a measurement
+    server = start_server(target, env, port, root / f"{case}.log")
+    try:
+        warm = request_lists(case, port, creds, args.connections, 50)
+        loadgen.run(port, warm, 1.0, args.processes)
+        plan = request_lists(case, port, creds, args.connections, args.per_connection)
+        load_before, cpu_before = os.getloadavg()[0], group_cpu_seconds(server.pid)
+        result = loadgen.run(port, plan, args.seconds, args.processes)
+        server_cpu = group_cpu_seconds(server.pid) - cpu_before
+    finally:
+        stop(server)
+    done = len(result.latencies)
+    ordered = sorted(result.latencies) or [float("nan")]
+    return {"case": case, "requests": done, "rps": done / result.seconds,
+            "p50_ms": statistics.median(ordered) * 1e3,
+            "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3,
+            "non_200": result.errors + sum(n for s, n in result.statuses.items() if s != 200),
+            "server_cores": server_cpu / result.seconds,
+            "client_cores": result.client_cpu_seconds / result.seconds,
+            "load_before": load_before, "load_after": os.getloadavg()[0],
+            "ran_out": done >= args.connections * args.per_connection}
+
+
+@contextmanager
+def database(server_url: str) -> Iterator[str]:
+    """A fresh database on server_url for the run (dropped after), or "" for SQLite."""
+    if not server_url:
+        yield ""
+        return
+    from tests.ops.services import fresh_database
+    with fresh_database(server_url) as url:
+        yield url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--processes", type=int, default=2, help="load generator processes")
+    parser.add_argument("--per-connection", type=int, default=8000,
+                        help="requests prepared per connection (distinct sealed envelopes)")
+    parser.add_argument("--cases", default="bare,sealed,plain")
+    parser.add_argument("--store-url", default="sqlite",
+                        help="STORE_URL of the gateway cases, e.g. redis://127.0.0.1:6379/14")
+    parser.add_argument("--database-url", default="",
+                        help="a PostgreSQL server: the gateway cases get a fresh database on it")
+    args = parser.parse_args()
+    print(f"{os.cpu_count()} CPUs, {args.connections} keep-alive connections in "
+          f"{args.processes} client processes, {args.seconds:g} s per case, store "
+          f"{args.store_url.split('@')[-1]}, database "
+          f"{'postgresql' if args.database_url else 'sqlite'}", file=sys.stderr)
+    print("| case | req/s | p50 ms | p99 ms | non-200 | server CPU (cores) | client CPU (cores)"
+          " | load avg 1 min (before → after) |\n|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(prefix="http-load-") as tmp, \
+            database(args.database_url) as database_url:
+        root = Path(tmp)
+        weights = write_weights(root)
+        backends = {"store_url": args.store_url, **({"database_url": database_url}
+                                                    if database_url else {})}
+        for case in args.cases.split(","):
+            row = measure(case, args, root, weights, backends)
+            note = " (ran out of prepared requests)" if row["ran_out"] else ""
+            print(f"| {case}{note} | {row['rps']:,.0f} | {row['p50_ms']:.2f} | "
+                  f"{row['p99_ms']:.2f} | {row['non_200']} | {row['server_cores']:.2f} | "
+                  f"{row['client_cores']:.2f} | {row['load_before']:.1f} → "
+                  f"{row['load_after']:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

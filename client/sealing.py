@@ -1,0 +1,58 @@
+"""The caller's payload key: seals requests, opens replies, with the gateway's own envelope code."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from client.errors import InvalidEnvelope
+from errors import GatewayError
+from security.encoding import b64url_decode
+from security.envelope import KEY_BYTES, open_envelope, seal_envelope
+
+SEALED = "application/jose+json"
+
+
+@dataclass(frozen=True)
+class PayloadKey:
+    """A payload key as `flask keys issue` prints it: the id and the 256-bit key."""
+
+    kid: str
+    key: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.kid or len(self.key) != KEY_BYTES:
+            raise ValueError("a payload key needs a kid and exactly 32 bytes of key")
+
+    @classmethod
+    def from_text(cls, kid: str, key: str | bytes) -> PayloadKey:
+        """From the base64url text of `keys issue` (padding optional), or from raw bytes."""
+        raw = key if isinstance(key, bytes) else b64url_decode(key.strip(), allow_padding=True)
+        return cls(kid, raw)
+
+    def seal(self, payload: dict[str, Any], clock: Callable[[], float] = time.time) -> bytes:
+        """A fresh envelope (new random IV, iat now) around the JSON of `payload`."""
+        plaintext = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        return seal_envelope(plaintext, key=self.key, kid=self.kid, now=clock())
+
+    def open(self, body: bytes, *, max_age: int,
+             clock: Callable[[], float] = time.time) -> dict[str, Any]:
+        """Authenticate and decrypt a sealed reply; InvalidEnvelope when it is not ours or fresh."""
+        try:
+            opened = open_envelope(body, key_for=self._key_for, now=clock(), max_age=max_age)
+        except GatewayError as exc:  # the envelope code's InvalidEnvelope / StaleEnvelope
+            raise InvalidEnvelope("The reply envelope could not be opened.",
+                                  slug="invalid-reply-envelope") from exc
+        value = json.loads(opened.plaintext)
+        if not isinstance(value, dict):
+            raise InvalidEnvelope("The reply is not a JSON object.", slug="invalid-reply-envelope")
+        return value
+
+    def _key_for(self, kid: str) -> bytes:
+        if kid != self.kid:
+            raise InvalidEnvelope("The reply is sealed with another key.",
+                                  slug="invalid-reply-envelope")
+        return self.key

@@ -1,0 +1,152 @@
+"""TorchgateClient: token handling, sealed predictions and the catalogue, over one HTTP session."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import requests
+
+from client.errors import InvalidEnvelope, ServerError, TokenExpired, error_for_response
+from client.sealing import SEALED, PayloadKey
+from client.tokens import ClientCredentialsGrant, Grant, PasswordGrant, Token, TokenSource
+from client.transport import Prepared, RetryPolicy, Transport
+
+PLAIN = "application/json"
+DEFAULT_RETRY = RetryPolicy()
+Body = Callable[[], tuple[bytes, str]]
+
+
+class TorchgateClient:
+    """A torchgate caller: one identity (user or client) and, for sealed calls, its payload key."""
+
+    def __init__(self, base_url: str, *, username: str | None = None,
+                 password: str | None = None, client_id: str | None = None,
+                 client_secret: str | None = None, kid: str | None = None,
+                 key: str | bytes | None = None, timeout: float = 10.0,
+                 retries: RetryPolicy | int = DEFAULT_RETRY, refresh_leeway: float = 30.0,
+                 envelope_max_age: int = 300, clock: Callable[[], float] = time.time,
+                 session: requests.Session | None = None):
+        retry = retries if isinstance(retries, RetryPolicy) else RetryPolicy(attempts=retries + 1)
+        self._transport = Transport(base_url, timeout=timeout, retry=retry, session=session)
+        grant = _grant(username, password, client_id, client_secret)
+        self._tokens = TokenSource(self._transport, grant, leeway=refresh_leeway, clock=clock)
+        if (kid is None) != (key is None):
+            raise ValueError("give kid and key, or neither (plain JSON, if the gateway allows it)")
+        self._key = None if kid is None or key is None else PayloadKey.from_text(kid, key)
+        self._max_age = envelope_max_age
+
+    def __enter__(self) -> TorchgateClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def token(self) -> Token:
+        """The current access token, obtained or refreshed when needed."""
+        return self._tokens.current()
+
+    def predict(self, model: str, inputs: Any, *, version: str | None = None,
+                parameters: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """One model call: sealed request, opened reply {"model", "version", "outputs", ...}."""
+        payload: dict[str, Any] = {"inputs": _plain(inputs)}
+        if parameters is not None:
+            payload["parameters"] = dict(parameters)
+        path = f"/predict/{quote(model, safe='')}"
+        if version is not None:
+            path += f"/versions/{quote(str(version), safe='')}"
+        response = self._call("POST", path, self._body(payload))
+        return self._reply(response)
+
+    def models(self) -> list[dict[str, Any]]:
+        """The models this caller may use or read."""
+        return _json(self._call("GET", "/models"))["models"]
+
+    def model(self, name: str) -> dict[str, Any]:
+        """One model's description: versions, inputs, outputs, device, ready."""
+        return _json(self._call("GET", f"/models/{quote(name, safe='')}"))
+
+    def whoami(self) -> dict[str, Any]:
+        """{"sub", "roles", "permissions", "exp"} of the current token."""
+        return _json(self._call("GET", "/auth/whoami"))
+
+    def revoke(self) -> None:
+        """Revoke this session's tokens, then forget them; the next call signs in again.
+
+        Revoking the refresh token ends its whole family, the access token included.
+        """
+        token = self._tokens.current()
+        form = urlencode({"token": token.refresh_token or token.access_token}).encode("ascii")
+        self._call("POST", "/auth/revoke", lambda: (form, "application/x-www-form-urlencoded"))
+        self._tokens.forget()
+
+    def _body(self, payload: dict[str, Any]) -> Body:
+        """Each call seals anew: a retried request must never reuse an envelope."""
+        if self._key is None:
+            return lambda: (json.dumps(payload).encode("utf-8"), PLAIN)
+        key = self._key
+        return lambda: (key.seal(payload), SEALED)
+
+    def _call(self, method: str, path: str, body: Body | None = None) -> requests.Response:
+        """Send with a bearer token; after a 401 token-expired, renew it and send once more."""
+        for renewed in (False, True):
+            response = self._transport.send(method, path, lambda: self._prepare(body))
+            if response.ok:
+                return response
+            error = error_for_response(response.status_code, response.headers, response.content)
+            if renewed or not isinstance(error, TokenExpired):
+                raise error
+            self._tokens.invalidate()
+        raise AssertionError("unreachable")
+
+    def _prepare(self, body: Body | None) -> Prepared:
+        headers = {"Authorization": f"Bearer {self._tokens.current().access_token}",
+                   "Accept": f"{SEALED}, {PLAIN}"}
+        if body is None:
+            return Prepared(headers=headers)
+        data, content_type = body()
+        return Prepared(headers={**headers, "Content-Type": content_type}, data=data)
+
+    def _reply(self, response: requests.Response) -> dict[str, Any]:
+        sealed = response.headers.get("Content-Type", "").startswith(SEALED)
+        if self._key is None:
+            return _json(response)
+        if not sealed:  # a sealed request must get a sealed answer: never accept a downgrade
+            raise InvalidEnvelope("The reply was not sealed.", status=response.status_code,
+                                  slug="invalid-reply-envelope")
+        return self._key.open(response.content, max_age=self._max_age)
+
+
+def _grant(username: str | None, password: str | None, client_id: str | None,
+           client_secret: str | None) -> Grant:
+    if username is not None and password is not None and client_id is None:
+        return PasswordGrant(username, password)
+    if client_id is not None and client_secret is not None and username is None:
+        return ClientCredentialsGrant(client_id, client_secret)
+    raise ValueError("give username and password, or client_id and client_secret")
+
+
+def _json(response: requests.Response) -> dict[str, Any]:
+    """The JSON object of a 2xx answer; ServerError when it is anything else."""
+    try:
+        value = response.json()
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ServerError("The gateway's answer is not a JSON object.",
+                          status=response.status_code, slug="invalid-answer")
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """Inputs as JSON values: numpy arrays and torch tensors become nested lists."""
+    if isinstance(value, Mapping):
+        return {name: _plain(item) for name, item in value.items()}
+    tolist = getattr(value, "tolist", None)
+    return tolist() if callable(tolist) else value

@@ -1,0 +1,174 @@
+"""The writer: this process's chain of audit records, appended under a lock, group-committed."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import secrets
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+import sqlalchemy as sa
+
+from security.audit import (
+    GENESIS,
+    AuditRecord,
+    AuditUnavailable,
+    ChainHead,
+    audit_chains,
+    audit_records,
+    head_mac,
+    key_id,
+    link,
+    record_fields,
+    utc_now,
+)
+
+log = logging.getLogger(__name__)
+
+CHAIN_START_ATTEMPTS = 8
+
+
+class ChainConflict(sa.exc.SQLAlchemyError):
+    """The chain head is not where this writer left it: re-read it before the next record."""
+
+
+@dataclass
+class _Ticket:
+    """One record waiting for its commit; settled by whichever thread wrote the batch."""
+
+    record: AuditRecord
+    pid: int
+    head: ChainHead | None = None
+    failed: bool = False
+
+
+class AuditTrail:
+    """Appends records to this process's chain; a forked child starts a chain of its own.
+
+    Threads that arrive while a commit is in flight are written together in the next one (group
+    commit): one multi-row INSERT and one head UPDATE, and each caller returns only once its own
+    record is committed.
+    """
+
+    def __init__(self, engine: sa.Engine, key: bytes, host: str | None = None):
+        self._engine = engine
+        self._key = key
+        self._key_id = key_id(key)
+        self._host = host or socket.gethostname()
+        # Held across the write so this process's records commit in seq order. gunicorn forks
+        # from a master that never serves, so a child never inherits it held.
+        self._lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Ticket] = []
+        self._head: ChainHead | None = None
+        self._in_doubt = False
+
+    def append(self, record: AuditRecord) -> ChainHead:
+        """Return once record is committed with its chain head moved; AuditUnavailable if not."""
+        ticket = _Ticket(record, os.getpid())
+        with self._queue_lock:
+            self._queue.append(ticket)
+        with self._lock:
+            if ticket.head is None and not ticket.failed:
+                self._flush()
+        if ticket.head is None:
+            raise AuditUnavailable()
+        return ticket.head
+
+    def _flush(self) -> None:
+        """Write every queued record of this process in one transaction (two after a fork)."""
+        pid = os.getpid()
+        with self._queue_lock:
+            batch = [t for t in self._queue if t.pid == pid]  # a parent's tickets stay its own
+            self._queue = []
+        if not batch:
+            return
+        try:
+            self._write(batch)
+            self._in_doubt = False
+        except sa.exc.SQLAlchemyError as exc:
+            self._in_doubt = True  # a failed commit may still have landed: re-read the head
+            log.error("audit write failed: %s", type(exc).__name__)
+        for ticket in batch:
+            ticket.failed = ticket.head is None
+
+    def _write(self, batch: list[_Ticket]) -> None:
+        head = self._head
+        if head is not None and head.pid != os.getpid():
+            head = None  # forked: the parent's chain stays the parent's
+        elif head is not None and self._in_doubt:
+            head = self._reread(head)
+        if head is None:
+            batch[0].head = self._head = head = self._start_chain(batch[0].record)
+            batch = batch[1:]
+        if batch:
+            with self._engine.begin() as conn:
+                heads = self._append(conn, head, [t.record for t in batch])
+            for ticket, ticket_head in zip(batch, heads, strict=True):
+                ticket.head = ticket_head
+            self._head = heads[-1]
+
+    def _append(self, conn: sa.Connection, head: ChainHead,
+                records: list[AuditRecord]) -> list[ChainHead]:
+        rows, heads = [], []
+        for record in records:
+            seq = head.seq + 1
+            record_hash = link(self._key, "record", head.record_hash,
+                               record_fields(head.chain_id, seq, record))
+            rows.append({"chain_id": head.chain_id, "seq": seq, **asdict(record),
+                         "prev_hash": head.record_hash, "record_hash": record_hash})
+            head = ChainHead(head.chain_id, head.pid, seq, record_hash)
+            heads.append(head)
+        conn.execute(sa.insert(audit_records), rows)
+        moved = conn.execute(
+            sa.update(audit_chains)
+            .where(audit_chains.c.chain_id == head.chain_id,
+                   audit_chains.c.head_seq == heads[0].seq - 1)
+            .values(head_seq=head.seq, head_hash=head.record_hash,
+                    head_mac=head_mac(self._key, head.chain_id, head.seq, head.record_hash)))
+        if moved.rowcount != 1:
+            raise ChainConflict(f"chain {head.chain_id} moved under this writer")
+        return heads
+
+    def _reread(self, head: ChainHead) -> ChainHead | None:
+        """The head as committed (None: the chain never landed, start another)."""
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(audit_chains.c.head_seq, audit_chains.c.head_hash)
+                               .where(audit_chains.c.chain_id == head.chain_id)).first()
+        return None if row is None else ChainHead(head.chain_id, head.pid, row.head_seq,
+                                                  row.head_hash)
+
+    def _start_chain(self, record: AuditRecord) -> ChainHead:
+        """Register a new chain after the newest one, retrying when another process won the race."""
+        for attempt in range(1, CHAIN_START_ATTEMPTS):
+            try:
+                with self._engine.begin() as conn:
+                    return self._register(conn, record)
+            except sa.exc.IntegrityError:  # another process took this ordinal first
+                time.sleep(random.uniform(0, 0.005 * attempt))  # noqa: S311 (jitter)
+        with self._engine.begin() as conn:
+            return self._register(conn, record)
+
+    def _register(self, conn: sa.Connection, record: AuditRecord) -> ChainHead:
+        newest = conn.execute(sa.select(audit_chains.c.ordinal, audit_chains.c.chain_hash)
+                              .order_by(audit_chains.c.ordinal.desc()).limit(1)).first()
+        pid = os.getpid()
+        entry = {"chain_id": f"{self._host}:{pid}:{secrets.token_hex(6)}",
+                 "ordinal": newest.ordinal + 1 if newest else 0, "host": self._host,
+                 "pid": pid, "started_at": utc_now(), "key_id": self._key_id}
+        prev_chain_hash = newest.chain_hash if newest else GENESIS
+        chain_hash = link(self._key, "chain", prev_chain_hash, entry)
+        first_hash = link(self._key, "record", chain_hash,
+                          record_fields(entry["chain_id"], 0, record))
+        conn.execute(sa.insert(audit_chains).values(
+            **entry, prev_chain_hash=prev_chain_hash, chain_hash=chain_hash, head_seq=0,
+            head_hash=first_hash, head_mac=head_mac(self._key, entry["chain_id"], 0, first_hash)))
+        conn.execute(sa.insert(audit_records).values(
+            chain_id=entry["chain_id"], seq=0, **asdict(record), prev_hash=chain_hash,
+            record_hash=first_hash))
+        log.info("audit chain %s started", entry["chain_id"])
+        return ChainHead(entry["chain_id"], pid, 0, first_hash)

@@ -1,0 +1,99 @@
+"""The audit trail under several workers and databases, and when its database goes away."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import threading
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from app import create_app
+from tests.app.test_audit import verify
+from tests.conftest import Auth, env_url
+
+# ---- several workers, threads, databases
+
+def schema_isolated(url: str) -> Iterator[str]:
+    """The test PostgreSQL database, seen through a schema of this test's own."""
+    schema = f"audit_{secrets.token_hex(6)}"
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{url}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shared.db'}"
+    else:
+        yield from schema_isolated(env_url("TORCHGATE_TEST_DATABASE_URL"))
+
+
+def test_two_workers_with_threads_leave_one_record_per_request(overrides, database_url):
+    workers = [create_app({**overrides, "database_url": database_url}) for _ in range(2)]
+    headers = Auth(workers[0]).headers()
+
+    def call(app: Flask) -> None:
+        client = app.test_client()
+        for _ in range(10):
+            assert client.get("/auth/whoami", headers=headers).status_code == 200
+
+    threads = [threading.Thread(target=call, args=(app,)) for app in workers for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert verify(workers[1]) == (0, {"intact": True, "chains": 2, "records": 80})
+
+
+# ---- fail closed
+
+@pytest.fixture
+def movable_db_app(overrides, tmp_path) -> Flask:
+    """An app whose database directory a test can take away and give back."""
+    (tmp_path / "db").mkdir()
+    return create_app({**overrides, "database_url": f"sqlite:///{tmp_path / 'db' / 'g.db'}"})
+
+
+def cut_database(app: Flask, tmp_path, present: bool) -> None:
+    here, away = tmp_path / "db", tmp_path / "gone"
+    if present:
+        shutil.move(away, here)
+    else:
+        shutil.move(here, away)
+    with app.app_context():
+        app.extensions["torchgate"].engine.dispose()
+
+
+def test_unwritable_audit_trail_turns_the_answer_into_503(movable_db_app, tmp_path):
+    app = movable_db_app
+    cut_database(app, tmp_path, present=False)
+    response = app.test_client().get("/auth/whoami", headers=Auth(app).headers())
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+    assert response.json == {
+        "type": "urn:torchgate:problem:service-unavailable", "title": "Service unavailable",
+        "status": 503, "detail": "The audit trail is unreachable; the request was refused.",
+        "request_id": response.headers["X-Request-ID"]}
+    assert response.headers["Retry-After"]
+
+
+def test_trail_continues_intact_once_the_database_is_back(movable_db_app, tmp_path):
+    app, client = movable_db_app, movable_db_app.test_client()
+    headers = Auth(app).headers()
+    assert client.get("/auth/whoami", headers=headers).status_code == 200
+    cut_database(app, tmp_path, present=False)
+    assert client.get("/auth/whoami", headers=headers).status_code == 503
+    cut_database(app, tmp_path, present=True)
+    assert client.get("/auth/whoami", headers=headers).status_code == 200
+    assert verify(app) == (0, {"intact": True, "chains": 1, "records": 2})

@@ -1,0 +1,1 @@
+"""Operations tests: real gunicorn processes, real sockets, real stores (marked slow)."""

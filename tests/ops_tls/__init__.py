@@ -1,0 +1,1 @@
+"""TLS tests: gunicorn with client certificates required, on a throw-away PKI (marked slow)."""
