@@ -66,6 +66,9 @@ class SqliteStore:
         self._cleanup_interval = cleanup_interval
         self._clock = clock
         self._local = threading.local()
+        # A worker's threads queue for writes here, where a release wakes the next at once;
+        # contending inside SQLite instead, each waiter sleeps 1, 2, 5, 10... ms between tries.
+        self._write_lock = threading.Lock()
         # Every connection opened, with its process id: close() closes this process's, and a
         # parent's, inherited through fork, stays referenced so it is never closed in the child.
         self._connections: list[tuple[int, sqlite3.Connection]] = []
@@ -78,7 +81,7 @@ class SqliteStore:
 
     def revoke(self, key: str, ttl: int) -> None:
         """Mark key revoked for at least ttl seconds."""
-        with self._connection() as conn:
+        with self._writing() as conn:
             now = self._clock()
             conn.execute(REVOKE, (key, now + max(1, ttl)))
             self._cleanup(conn, now)
@@ -95,7 +98,7 @@ class SqliteStore:
 
     def claim_once(self, key: str, ttl: int) -> bool:
         """Claim key for ttl seconds; False when a live claim (or revocation) already holds it."""
-        with self._connection() as conn:
+        with self._writing() as conn:
             now = self._clock()
             claimed = conn.execute(CLAIM, (key, now + max(1, ttl), now)).rowcount == 1
             self._cleanup(conn, now)
@@ -103,7 +106,7 @@ class SqliteStore:
 
     def record_failure(self, key: str, window: int) -> int:
         """Count one failure in the fixed window opened by the first; return the count."""
-        with self._connection() as conn:
+        with self._writing() as conn:
             now = self._clock()
             rows = conn.execute(RECORD_FAILURE, (key, now + max(1, window), now, now)).fetchall()
             self._cleanup(conn, now)
@@ -120,7 +123,7 @@ class SqliteStore:
 
     def clear_failures(self, key: str) -> None:
         """Forget key's failures."""
-        with self._connection() as conn:
+        with self._writing() as conn:
             conn.execute(CLEAR_FAILURES, (key,))
 
     def ping(self) -> None:
@@ -145,6 +148,12 @@ class SqliteStore:
         except sqlite3.Error as exc:
             log.warning("sqlite store failed: %s: %s", type(exc).__name__, exc)
             raise StoreUnavailable() from exc
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, holding the process's write turn."""
+        with self._write_lock, self._connection() as conn:
+            yield conn
 
     def _thread_connection(self) -> sqlite3.Connection:
         """Reuse this thread's connection unless it was opened in another process or closed."""
