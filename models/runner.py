@@ -76,22 +76,24 @@ def _convert(leaves: list[Any], spec: TensorSpec, allow_nonfinite: bool,
     if kind == "bool":
         return torch.from_numpy(np.array(leaves, dtype=np.bool_))
     try:  # numpy converts a flat list of Python numbers in C, about 3x faster than torch.tensor
-        wide = torch.from_numpy(
-            np.array(leaves, dtype=np.float64 if kind in FLOAT_DTYPES else np.int64))
+        wide = np.array(leaves, dtype=np.float64 if kind in FLOAT_DTYPES else np.int64)
     except (OverflowError, ValueError):
         raise InvalidInput(f"{where}: a number is out of range for {kind}") from None
+    # The checks stay in numpy: on request-sized arrays a torch op costs ~10x a numpy one.
     if kind in INTEGER_DTYPES:
         info = torch.iinfo(target)
-        if wide.min().item() < info.min or wide.max().item() > info.max:
+        if wide.size and (wide.min() < info.min or wide.max() > info.max):
             raise InvalidInput(f"{where}: a number is out of range for {kind} "
                                f"({info.min}..{info.max})")
-        return wide.to(target)
-    finite = torch.isfinite(wide)
-    if not allow_nonfinite and not bool(finite.all()):
+        return torch.from_numpy(wide).to(target)
+    finite = np.isfinite(wide)
+    if not allow_nonfinite and not finite.all():
         raise InvalidInput(f"{where}: NaN and Infinity are not accepted by this model")
-    narrow = wide.to(target)
-    if target != torch.float64 and bool((torch.isinf(narrow) & finite).any()):
-        raise InvalidInput(f"{where}: a number is out of range for {kind}")
+    narrow = torch.from_numpy(wide).to(target)
+    if target != torch.float64:
+        view = (narrow.float() if target == torch.bfloat16 else narrow).numpy()  # exact widening
+        if (np.isinf(view) & finite).any():
+            raise InvalidInput(f"{where}: a number is out of range for {kind}")
     return narrow
 
 
@@ -253,7 +255,7 @@ def _to_json_list(tensor: torch.Tensor) -> Any:
     """
     tensor = tensor.detach().cpu()
     values = tensor.tolist()
-    if not tensor.is_floating_point() or bool(torch.isfinite(tensor).all()):
+    if not tensor.is_floating_point() or _all_finite(tensor):
         return values
     return _replace_nonfinite(values)
 
@@ -261,6 +263,13 @@ def _to_json_list(tensor: torch.Tensor) -> Any:
 def flat_json_list(tensor: torch.Tensor) -> list[Any]:
     """A tensor's elements as one row-major JSON list (the OIP `data` form), same NaN rules."""
     return _to_json_list(tensor.reshape(-1))
+
+
+def _all_finite(tensor: torch.Tensor) -> bool:
+    """Vectorised finiteness; numpy's view is ~10x cheaper than a torch op on small tensors."""
+    if tensor.dtype in (torch.float32, torch.float64, torch.float16):
+        return bool(np.isfinite(tensor.numpy()).all())
+    return bool(torch.isfinite(tensor).all())  # bfloat16: numpy has no such dtype
 
 
 def _replace_nonfinite(value: Any) -> Any:
