@@ -15,6 +15,7 @@ from app.guard import authenticate
 from app.ratelimit import rate_limited
 from errors import GatewayError, InvalidRequest
 from security.identity import Principal
+from security.tokens import mark_lifetime
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -62,7 +63,7 @@ def revoke():
     allowed = claims is not None and (
         claims["sub"] == identity.subject or gateway.policy.allows(identity.roles, "tokens:revoke"))
     if allowed:
-        ttl = max(1, int(claims["exp"] - time.time()))
+        ttl = mark_lifetime(claims, time.time())
         gateway.store.revoke(f"jti:{claims['jti']}", ttl)
         if claims["type"] == "refresh" and claims.get("fam"):
             settings = gateway.settings
@@ -83,7 +84,8 @@ def _password_grant(params: Mapping[str, str]) -> dict:
     username, password = _require(params, "username", "password")
     gateway = current_gateway()
     principal = gateway.throttle.attempt(
-        username, _address(), lambda: gateway.directory.authenticate_user(username, password))
+        f"user:{username}", _address(),
+        lambda: gateway.directory.authenticate_user(username, password))
     if principal is None:
         raise OAuthError("invalid_grant", "The username or password is wrong.")
     return _issue(principal, family=uuid.uuid4().hex)
@@ -93,7 +95,8 @@ def _client_credentials_grant(params: Mapping[str, str]) -> dict:
     client_id, secret, used_basic = _client_credentials(params)
     gateway = current_gateway()
     principal = gateway.throttle.attempt(
-        client_id, _address(), lambda: gateway.directory.authenticate_client(client_id, secret))
+        f"client:{client_id}", _address(),
+        lambda: gateway.directory.authenticate_client(client_id, secret))
     if principal is None:
         headers = {"WWW-Authenticate": 'Basic realm="torchgate"'} if used_basic else None
         raise OAuthError("invalid_client", "Client authentication failed.", 401, headers)
@@ -110,7 +113,7 @@ def _refresh_token_grant(params: Mapping[str, str]) -> dict:
             raise
         raise OAuthError("invalid_grant", "The refresh token is not valid.") from exc
     family = claims.get("fam")
-    ttl = max(1, int(claims["exp"] - time.time()))
+    ttl = mark_lifetime(claims, time.time())
     if not family or not gateway.store.claim_once(f"used:{claims['jti']}", ttl):
         # A refresh token presented twice was stolen or leaked: end the whole family.
         if family:

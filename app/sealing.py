@@ -19,7 +19,7 @@ from errors import (
 )
 from security.encoding import b64url_encode
 from security.envelope import open_envelope, seal_envelope
-from security.tokens import Identity
+from security.tokens import CLOCK_MARGIN, Identity
 
 JOSE_JSON = "application/jose+json"
 PLAIN_JSON = "application/json"
@@ -77,8 +77,10 @@ def _open(identity: Identity, body: bytes) -> tuple[bytes, ReplyKey]:
         return keys[kid]
 
     opened = open_envelope(body, key_for=key_for, now=time.time(), max_age=max_age)
-    # An envelope is fresh for max_age either side of its iat: remember its IV that long.
-    if not gateway.store.claim_once(f"iv:{opened.kid}:{b64url_encode(opened.iv)}", 2 * max_age):
+    # An envelope is fresh for max_age either side of its iat: remember its IV that long, plus
+    # a margin for nodes whose clocks disagree.
+    seen_for = 2 * max_age + CLOCK_MARGIN
+    if not gateway.store.claim_once(f"iv:{opened.kid}:{b64url_encode(opened.iv)}", seen_for):
         raise ReplayedEnvelope("This envelope was already received.")
     return opened.plaintext, ReplyKey(opened.kid, keys[opened.kid])
 

@@ -93,7 +93,7 @@ def _load_header(raw: bytes) -> dict[str, object]:
         raise WeightsError("header is not a JSON object")
     try:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise WeightsError(f"header is not valid JSON: {exc}") from None
     metadata = header.pop("__metadata__", {})
     if not isinstance(metadata, dict) or not all(

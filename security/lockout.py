@@ -17,40 +17,36 @@ SLOWDOWN_CAP = 0.5
 
 @dataclass(frozen=True)
 class LoginThrottle:
-    """Refuses the next attempt with 429 once either counter reaches the limit in its window."""
+    """Refuses sign-ins with 429 once the account or the address has too many failures."""
 
     store: SharedStore
     max_failures: int
     window: int
 
-    def attempt(self, username: str, address: str,
+    def attempt(self, account: str, address: str,
                 authenticate: Callable[[], T | None]) -> T | None:
-        """Refuse a locked account or address, else authenticate and count the outcome."""
-        self.check(username, address)
+        """Count the attempt, refuse it past the limit, then authenticate; success gives it back.
+
+        Counting before the password hash runs is what makes the limit hold for a burst of
+        concurrent guesses: each increment is atomic, so only the first `max_failures` get
+        through to the check, whatever the timing. `account` names its kind ("user:alice",
+        "client:batch-job") so users and clients never share a counter.
+        """
+        keys = (f"login:{account}", f"login:addr:{address}")
+        counts = [self.store.record_failure(key, self.window) for key in keys]
+        if max(counts) > self.max_failures:
+            raise RateLimited(self._retry_after(keys),
+                              "Too many failed sign-ins; try again later.")
         principal = authenticate()
         if principal is None:
-            self.failed(username, address)
-        else:
-            self.succeeded(username)
+            time.sleep(min(SLOWDOWN_CAP, SLOWDOWN_PER_FAILURE * max(counts)))
+            return None
+        self.store.clear_failures(keys[0])
+        self.store.release_failure(keys[1])
         return principal
 
-    def check(self, username: str, address: str) -> None:
-        """Raise RateLimited when the account or the address is locked, password right or not."""
-        for key in self._keys(username, address):
-            count, remaining = self.store.failure_state(key)
-            if count >= self.max_failures:
-                raise RateLimited(remaining or self.window,
-                                  "Too many failed sign-ins; try again later.")
-
-    def failed(self, username: str, address: str) -> None:
-        """Count one failure on both counters, then slow the answer a little more each time."""
-        counts = [self.store.record_failure(key, self.window)
-                  for key in self._keys(username, address)]
-        time.sleep(min(SLOWDOWN_CAP, SLOWDOWN_PER_FAILURE * max(counts)))
-
-    def succeeded(self, username: str) -> None:
-        self.store.clear_failures(f"login:user:{username}")
-
-    @staticmethod
-    def _keys(username: str, address: str) -> tuple[str, str]:
-        return f"login:user:{username}", f"login:addr:{address}"
+    def _retry_after(self, keys: tuple[str, ...]) -> int:
+        """Seconds until every counter that is over the limit has its window closed."""
+        states = [self.store.failure_state(key) for key in keys]
+        return max((left for count, left in states if count > self.max_failures),
+                   default=0) or self.window

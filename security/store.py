@@ -38,6 +38,9 @@ class SharedStore(Protocol):
     def failure_state(self, key: str) -> tuple[int, int]:
         """(failures in the current window, whole seconds until it ends); (0, 0) without one."""
 
+    def release_failure(self, key: str) -> None:
+        """Give back one count (an attempt counted up front that turned out to succeed)."""
+
     def clear_failures(self, key: str) -> None:
         """Forget key's failures (e.g. after a successful login)."""
 

@@ -36,6 +36,9 @@ local count = redis.call('INCR', KEYS[1])
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return count
 """
+RELEASE_FAILURE_LUA = """
+if (tonumber(redis.call('GET', KEYS[1]) or '0')) > 0 then redis.call('DECR', KEYS[1]) end
+"""
 
 
 class RedisStore:
@@ -51,6 +54,7 @@ class RedisStore:
             health_check_interval=HEALTH_CHECK_INTERVAL, retry=Retry(NoBackoff(), 1))
         self._revoke = self._client.register_script(REVOKE_LUA)
         self._record_failure = self._client.register_script(RECORD_FAILURE_LUA)
+        self._release_failure = self._client.register_script(RELEASE_FAILURE_LUA)
 
     def __reduce__(self) -> tuple:
         """Pickle as configuration, so a store can be handed to another process."""
@@ -88,6 +92,11 @@ class RedisStore:
         if count is None:
             return 0, 0
         return int(count), max(0, math.ceil(left_ms / 1000))
+
+    def release_failure(self, key: str) -> None:
+        """Give back one count, never below zero (DECR keeps the key's expiry)."""
+        with _unavailable_on_error():
+            self._release_failure(keys=[self._fail(key)])
 
     def clear_failures(self, key: str) -> None:
         """Forget key's failures."""

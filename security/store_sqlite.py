@@ -50,6 +50,7 @@ ON CONFLICT (key) DO UPDATE SET
 RETURNING count"""
 FAILURE_STATE = "SELECT count, window_ends FROM failures WHERE key = ? AND window_ends > ?"
 CLEAR_FAILURES = "DELETE FROM failures WHERE key = ?"
+RELEASE_FAILURE = "UPDATE failures SET count = count - 1 WHERE key = ? AND count > 0"
 CLEANUP_MARKS = """DELETE FROM marks WHERE key IN
 (SELECT key FROM marks WHERE expires_at <= ? LIMIT ?)"""
 CLEANUP_FAILURES = """DELETE FROM failures WHERE key IN
@@ -120,6 +121,11 @@ class SqliteStore:
         if row is None:
             return 0, 0
         return int(row[0]), math.ceil(row[1] - now)
+
+    def release_failure(self, key: str) -> None:
+        """Give back one count, never below zero."""
+        with self._writing() as conn:
+            conn.execute(RELEASE_FAILURE, (key,))
 
     def clear_failures(self, key: str) -> None:
         """Forget key's failures."""

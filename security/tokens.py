@@ -13,6 +13,7 @@ and the key's one algorithm only (docs/external-tokens.md); every other token ta
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,6 +28,7 @@ from security.jwks import VerificationKey
 REQUIRED_CLAIMS = ("sub", "jti", "iat", "nbf", "exp", "iss", "aud", "type")
 EXTERNAL_REQUIRED_CLAIMS = ("sub", "iat", "exp", "iss", "aud")
 EXTERNAL_LEEWAY_SECONDS = 30  # the identity provider's clock is not ours
+CLOCK_MARGIN = 2 * EXTERNAL_LEEWAY_SECONDS  # how long store marks outlive what they guard
 ACCESS_HEADER_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt"})  # RFC 9068 §2.1
 INVALID_TOKEN_CHALLENGE = 'Bearer realm="torchgate", error="invalid_token"'  # noqa: S105
 
@@ -40,6 +42,16 @@ class Identity:
     token_id: str
     family: str | None
     expires_at: int
+
+
+def mark_lifetime(claims: Mapping[str, Any], now: float) -> int:
+    """Seconds a store mark about this token (revoked, refresh used) must live to cover it.
+
+    Until `exp` rounded up, plus CLOCK_MARGIN: an external token is honoured
+    EXTERNAL_LEEWAY_SECONDS past its exp, and nodes' clocks drift; a mark that expired
+    first would revive the token.
+    """
+    return max(1, math.ceil(claims["exp"] - now)) + CLOCK_MARGIN
 
 
 def invalid_token(detail: str) -> Unauthorized:

@@ -205,3 +205,10 @@ def test_sealed_weights_load_into_a_meta_module(sealed_weights):
     expected = inputs @ reference["layer.weight"].T + reference["layer.bias"]
     assert torch.allclose(module(inputs), expected)
     assert module.layer.weight.data_ptr() == state["layer.weight"].data_ptr()
+
+
+def test_a_deeply_nested_header_is_refused_cleanly():
+    header = b"{\"a\":" * 100_000 + b"1" + b"}" * 100_000
+    data = len(header).to_bytes(8, "little") + header
+    with pytest.raises(WeightsError, match="not valid JSON"):
+        validate_safetensors(data)

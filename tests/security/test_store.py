@@ -312,3 +312,13 @@ def test_sqlite_deletes_expired_rows(tmp_path: Path) -> None:
         counts = [db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: S608
                   for t in ("marks", "failures")]
     assert counts == [1, 0]
+
+
+def test_release_failure_gives_back_one_count_and_never_goes_below_zero(store: SharedStore) -> None:
+    store.record_failure("login:addr:x", 60)
+    store.record_failure("login:addr:x", 60)
+    store.release_failure("login:addr:x")
+    assert store.failure_state("login:addr:x")[0] == 1
+    store.release_failure("login:addr:x")
+    store.release_failure("login:addr:x")
+    assert store.failure_state("login:addr:x")[0] == 0

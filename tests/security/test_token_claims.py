@@ -39,3 +39,10 @@ def test_only_access_tokens_pass_the_type_check(header, claims, accepted):
     else:
         with pytest.raises(Unauthorized, match=r"An access token is required\."):
             verify_access_type(header, claims)
+
+
+@pytest.mark.parametrize("left", [0.2, 1.5, 899.9])
+def test_store_marks_outlive_the_token_and_the_external_leeway(left):
+    from security.tokens import EXTERNAL_LEEWAY_SECONDS, mark_lifetime
+    now = 1_000_000.0
+    assert mark_lifetime({"exp": now + left}, now) > left + EXTERNAL_LEEWAY_SECONDS
