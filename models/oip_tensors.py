@@ -17,7 +17,8 @@ import torch
 
 from errors import InvalidInput
 from models.manifest import ModelManifest, TensorSpec
-from models.runner import MAX_DEPTH, ModelRunner, flat_json_list
+from models.outputs import flat_json_list
+from models.runner import MAX_DEPTH, ModelRunner
 
 PLATFORM = "pytorch"
 DATATYPES: Mapping[str, str] = MappingProxyType({

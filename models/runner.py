@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import chain
@@ -14,6 +13,7 @@ from torch import nn
 
 from errors import InvalidInput
 from models.manifest import ModelManifest, TensorSpec
+from models.outputs import json_list
 
 TORCH_DTYPES = {
     "float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
@@ -144,7 +144,7 @@ class ModelRunner:
 
     def render(self, outputs: Mapping[str, torch.Tensor], named: bool) -> dict[str, Any]:
         """The reply body: bare outputs for the one-input form of a one-output model."""
-        lists = {name: _to_json_list(tensor) for name, tensor in outputs.items()}
+        lists = {name: json_list(tensor) for name, tensor in outputs.items()}
         first = self.manifest.outputs[0].name
         body: dict[str, Any] = {"outputs": lists if named or len(lists) != 1 else lists[first]}
         if self.manifest.labels is not None:
@@ -242,39 +242,3 @@ class ModelRunner:
 
     def _fault(self, problem: str) -> ModelOutputError:
         return ModelOutputError(f"model {self.manifest.name!r} version {self.version!r}: {problem}")
-
-
-_NONFINITE_JSON = {math.inf: "Infinity", -math.inf: "-Infinity"}
-
-
-def _to_json_list(tensor: torch.Tensor) -> Any:
-    """Nested lists for JSON; NaN and ±Inf become "NaN"/"Infinity" strings as ProtoJSON does.
-
-    JSON has no NaN; Python would write a bare NaN that strict parsers reject. The check is one
-    vectorised isfinite, so finite outputs (nearly all of them) pay nothing more.
-    """
-    tensor = tensor.detach().cpu()
-    values = tensor.tolist()
-    if not tensor.is_floating_point() or _all_finite(tensor):
-        return values
-    return _replace_nonfinite(values)
-
-
-def flat_json_list(tensor: torch.Tensor) -> list[Any]:
-    """A tensor's elements as one row-major JSON list (the OIP `data` form), same NaN rules."""
-    return _to_json_list(tensor.reshape(-1))
-
-
-def _all_finite(tensor: torch.Tensor) -> bool:
-    """Vectorised finiteness; numpy's view is ~10x cheaper than a torch op on small tensors."""
-    if tensor.dtype in (torch.float32, torch.float64, torch.float16):
-        return bool(np.isfinite(tensor.numpy()).all())
-    return bool(torch.isfinite(tensor).all())  # bfloat16: numpy has no such dtype
-
-
-def _replace_nonfinite(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_replace_nonfinite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else _NONFINITE_JSON[value]
-    return value
