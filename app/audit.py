@@ -20,6 +20,7 @@ from security.audit_trail import AuditTrail
 EXTENSION = "torchgate.audit"
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 PROBE_PREFIXES = ("/v2/health/",)
+MAX_TEXT = 256
 log = logging.getLogger(__name__)
 
 
@@ -51,15 +52,24 @@ def record_for(response: Response) -> AuditRecord:
     return AuditRecord(
         time=utc_now(),
         request_id=g.get("request_id") or "",
-        subject=identity.subject if identity else None,
+        subject=_storable(identity.subject) if identity else None,
         action=request.endpoint or "",
-        model=g.get("model") or _view_arg("name"),
-        version=g.get("model_version") or _view_arg("version"),
+        model=_storable(g.get("model") or _view_arg("name")),
+        version=_storable(g.get("model_version") or _view_arg("version")),
         decision="allow" if response.status_code < 400 else "deny",
         status=response.status_code,
         latency_us=None if started is None else round((time.perf_counter() - started) * 1e6),
         body_sha256=g.get("body_sha256"),
     )
+
+
+def _storable(text: str | None) -> str | None:
+    """Client-chosen text as every database stores it: NUL escaped (PostgreSQL refuses it, and
+    one refused row would fail the whole group commit), length capped; still readable."""
+    if text is None:
+        return None
+    text = text.replace("\x00", "\\x00")
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "…"
 
 
 def _view_arg(name: str) -> str | None:

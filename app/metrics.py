@@ -13,6 +13,7 @@ come from the repository, and reasons are problem slugs or OAuth error codes.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 AUTH_FAILURE_STATUSES = frozenset({401, 403, 429})
 OAUTH_FAILURES = frozenset({"invalid_grant", "invalid_client"})
 UNMATCHED_ROUTE = "unmatched"
+log = logging.getLogger(__name__)
 
 bp = Blueprint("metrics", __name__)
 
@@ -127,6 +129,15 @@ def _start() -> None:
 
 
 def _record(response: Response) -> Response:
+    """Count the answer; a failure to count (a full metrics dir) never changes the answer."""
+    try:
+        _count(response)
+    except Exception:  # the answer is already decided and audited: it must leave as it is
+        log.warning("metrics not recorded", exc_info=True)
+    return response
+
+
+def _count(response: Response) -> None:
     metrics = current_metrics()
     status = response.status_code
     metrics.requests.labels(_method(), _route(), str(status)).inc()
@@ -137,7 +148,6 @@ def _record(response: Response) -> Response:
     reason = _auth_failure(status)
     if reason is not None:
         metrics.auth_failures.labels(reason).inc()
-    return response
 
 
 def _finish(_exc: BaseException | None) -> None:

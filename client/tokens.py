@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote_plus, urlencode
 
-from client.errors import AuthError, ServerError, error_for_response
+from client.errors import ServerError, TorchgateError, error_for_response
 from client.transport import Prepared, Transport
 
 FORM = "application/x-www-form-urlencoded"
@@ -104,18 +104,23 @@ class TokenSource:
         return self._clock() >= token.expires_at - leeway
 
     def _renew(self, token: Token) -> Token:
-        """The refresh_token grant when there is a refresh token, else the original grant."""
+        """The refresh_token grant when there is a refresh token, else the original grant.
+
+        A refresh is sent once, never retried: if the server used the token but the answer was
+        lost, a second try would be refresh-token reuse and end the family. Any failure falls
+        back to the original grant, which is safe to repeat.
+        """
         if token.refresh_token:
             try:
                 return self._request(_form({"grant_type": "refresh_token",
-                                            "refresh_token": token.refresh_token}))
-            except AuthError:
-                pass  # refresh token expired, revoked or rotated away: authenticate again
+                                            "refresh_token": token.refresh_token}), retry=False)
+            except TorchgateError:
+                pass  # expired, revoked, rotated away, or the answer was lost: sign in again
         return self._request(self._grant.prepare())
 
-    def _request(self, prepared: Prepared) -> Token:
+    def _request(self, prepared: Prepared, *, retry: bool = True) -> Token:
         sent_at = self._clock()  # the lifetime counts from the request: errs on the early side
-        response = self._transport.send("POST", "/auth/token", lambda: prepared)
+        response = self._transport.send("POST", "/auth/token", lambda: prepared, retry=retry)
         if response.status_code != 200:
             raise error_for_response(response.status_code, response.headers, response.content)
         try:

@@ -61,10 +61,15 @@ class Transport:
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not secrets)
 
-    def send(self, method: str, path: str, prepare: Callable[[], Prepared]) -> requests.Response:
-        """The first answer that is not retryable, or the last one when the retries run out."""
+    def send(self, method: str, path: str, prepare: Callable[[], Prepared], *,
+             retry: bool = True) -> requests.Response:
+        """The first answer that is not retryable, or the last one when the retries run out.
+
+        retry=False sends once: for a request whose repetition means something else (a refresh
+        token presented twice reads as theft and ends its whole token family).
+        """
         started = time.monotonic()
-        for attempt in range(self.retry.attempts):
+        for attempt in range(self.retry.attempts if retry else 1):
             response, failure = self._attempt(method, path, prepare())
             if response is not None and response.status_code not in self.retry.statuses:
                 return response

@@ -112,7 +112,8 @@ def link(key: bytes, kind: str, prev: str, fields: dict[str, Any]) -> str:
     # default=repr: a tampered row holding a non-JSON value hashes wrong instead of crashing verify
     canonical = json.dumps({"kind": kind, **fields}, sort_keys=True, separators=(",", ":"),
                            ensure_ascii=True, default=repr)
-    return hmac.new(key, prev.encode() + canonical.encode(), hashlib.sha256).hexdigest()
+    prev_bytes = prev.encode() if isinstance(prev, str) else repr(prev).encode()  # tampered type
+    return hmac.new(key, prev_bytes + canonical.encode(), hashlib.sha256).hexdigest()
 
 
 def record_fields(chain_id: str, seq: int, record: AuditRecord) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from flask import Flask
 
 def emit(value: dict[str, Any]) -> None:
     """The one machine-readable result of a command: one JSON object on stdout."""
-    click.echo(json.dumps(value, indent=None, sort_keys=False))
+    click.echo(json.dumps(value, default=str))  # a tampered value must print, not crash
 
 
 def say(message: str) -> None:

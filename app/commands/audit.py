@@ -6,6 +6,7 @@ import sys
 
 import click
 from flask.cli import with_appcontext
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.commands import emit, say
 from app.gateway import current_gateway
@@ -20,7 +21,12 @@ audit_group = click.Group("audit", help="Check the tamper-evident audit trail.")
 def verify() -> None:
     """Exit 0 when every chain is intact; else print the first broken record and exit 1."""
     gateway = current_gateway()
-    verdict = verify_trail(gateway.engine, audit_key(gateway.settings.master_key))
+    try:
+        verdict = verify_trail(gateway.engine, audit_key(gateway.settings.master_key))
+    except (SQLAlchemyError, TypeError, ValueError) as exc:  # a dropped table, a mangled row
+        say(f"audit trail unreadable: {type(exc).__name__}")
+        emit({"intact": False, "reason": f"trail unreadable: {type(exc).__name__}"})
+        sys.exit(1)
     if verdict.broken is not None:
         broken = verdict.broken
         where = f"chain {broken.chain}" + ("" if broken.seq is None else f", seq {broken.seq}")

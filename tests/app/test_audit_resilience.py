@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from app import create_app
+from security.audit import audit_records
 from tests.app.test_audit import verify
 from tests.conftest import Auth, env_url
 
@@ -97,3 +98,31 @@ def test_trail_continues_intact_once_the_database_is_back(movable_db_app, tmp_pa
     cut_database(app, tmp_path, present=True)
     assert client.get("/auth/whoami", headers=headers).status_code == 200
     assert verify(app) == (0, {"intact": True, "chains": 1, "records": 2})
+
+
+# ---- hostile text from the URL
+
+def test_a_nul_in_the_url_is_stored_escaped_and_fails_no_one(overrides, database_url):
+    """PostgreSQL refuses NUL in text; one such row once failed every record of its group."""
+    app = create_app({**overrides, "database_url": database_url})
+    client = app.test_client()
+    assert client.get("/models/a%00b").status_code == 401
+    assert client.get("/models").status_code == 401
+    code, verdict = verify(app)
+    assert (code, verdict["records"]) == (0, 2)
+    with app.app_context():
+        engine = app.extensions["torchgate"].engine
+    with engine.connect() as conn:
+        models = conn.execute(sa.select(audit_records.c.model)).scalars().all()
+    assert "a\\x00b" in models
+
+
+def test_verify_reports_an_unreadable_trail_as_json(app, client):
+    client.get("/models")
+    with app.app_context():
+        engine = app.extensions["torchgate"].engine
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE audit_records")
+    code, verdict = verify(app)
+    assert code == 1 and verdict["intact"] is False
+    assert verdict["reason"].startswith("trail unreadable")

@@ -174,3 +174,13 @@ def test_two_apps_in_one_process_keep_their_own_counts(overrides, tmp_path):
     assert first.test_client().get("/healthz").status_code == 200
     assert requests_total(scrape(first.test_client()), "/healthz", 200) == 1
     assert requests_total(scrape(second.test_client()), "/healthz", 200) == 0
+
+
+def test_a_failure_to_count_never_changes_the_answer(app, client, auth, monkeypatch):
+    from app import metrics
+
+    def broken(_response):
+        raise OSError("No space left on device")
+    monkeypatch.setattr(metrics, "_count", broken)
+    response = client.get("/auth/whoami", headers=auth.headers())
+    assert response.status_code == 200 and response.json["sub"] == "alice"

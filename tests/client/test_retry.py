@@ -112,3 +112,17 @@ def test_backoff_delays(retry, retry_after, low, high) -> None:
 def test_policy_refuses_no_attempts() -> None:
     with pytest.raises(ValueError, match="attempts"):
         RetryPolicy(attempts=0)
+
+
+
+def test_a_lost_refresh_answer_falls_back_to_signing_in_not_to_reusing_the_token(start_live):
+    """Retrying a refresh the server already used would read as theft and end the family."""
+    live = start_live(jwt_access_ttl=2)
+    with TorchgateClient(live.url, **live.user_kwargs(retries=FAST)) as gateway:
+        first = gateway.token()
+        live.recorder.fail("/auth/token", Fault(503, after_app=True))  # used, answer lost
+        time.sleep(1.2)  # within the refresh leeway (half of a 2 s lifetime)
+        second = gateway.token()
+        me = gateway.whoami()
+    assert live.recorder.grants() == ["password", "refresh_token", "password"]
+    assert second.access_token != first.access_token and me["sub"] == "alice"
