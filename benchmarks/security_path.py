@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import sys
 import tempfile
 import time
@@ -26,16 +25,10 @@ def best_us(fn, number: int) -> float:
 
 def build_app(tmp: Path, store_url: str):
     from app import create_app
-    from security.encoding import b64url_encode
-    from tests.conftest import KEK, KEK_ID, write_tiny_model
+    from tests.conftest import instance_overrides, write_tiny_model
     write_tiny_model(tmp / "repository")
-    return create_app({
-        "env": "testing", "instance_dir": str(tmp / "instance"),
-        "model_repository": str(tmp / "repository"), "store_url": store_url,
-        "model_keys": f"{KEK_ID}:{b64url_encode(KEK)}",
-        "jwt_secret": secrets.token_urlsafe(48),
-        "master_key": b64url_encode(secrets.token_bytes(32)),
-    })
+    return create_app(instance_overrides(tmp / "instance", tmp / "repository",
+                                         store_url=store_url))
 
 
 def measure(store_url: str) -> list[tuple[str, float]]:

@@ -38,16 +38,22 @@ def tiny_repository(tmp_path_factory) -> Path:
     return repository
 
 
-@pytest.fixture
-def overrides(tmp_path, tiny_repository) -> dict:
+def instance_overrides(instance_dir: Path, repository: Path, **extra) -> dict:
+    """Settings of a testing instance: the tiny repository's KEK and fresh secrets."""
     return {
         "env": "testing",
-        "instance_dir": str(tmp_path / "instance"),
-        "model_repository": str(tiny_repository),
+        "instance_dir": str(instance_dir),
+        "model_repository": str(repository),
         "model_keys": f"{KEK_ID}:{b64url_encode(KEK)}",
         "jwt_secret": "t" * 16 + secrets.token_hex(16),
         "master_key": b64url_encode(secrets.token_bytes(32)),
+        **extra,
     }
+
+
+@pytest.fixture
+def overrides(tmp_path, tiny_repository) -> dict:
+    return instance_overrides(tmp_path / "instance", tiny_repository)
 
 
 @pytest.fixture

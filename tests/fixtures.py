@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+from werkzeug.serving import make_server
 
 from models.zoo import MLP
 from security.sealed import seal_file
@@ -60,3 +63,18 @@ def write_model(root: Path, name: str, *, kek_id: str, kek: bytes,
         seal_state(root, name, version, state if state is not None else tiny_mlp().state_dict(),
                    kek_id=kek_id, kek=kek)
     return directory
+
+
+@contextmanager
+def serve_in_thread(wsgi: Callable) -> Iterator[str]:
+    """Serve a WSGI app on 127.0.0.1:<free port> in a thread; its base URL while inside."""
+    server = make_server("127.0.0.1", 0, wsgi, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

@@ -6,7 +6,6 @@ Tensors go as JSON (binary_data=False): the binary tensor data extension is not 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -14,12 +13,10 @@ import pytest
 import torch
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
-from werkzeug.serving import make_server
 
 from app import create_app
-from security.encoding import b64url_encode
-from tests.conftest import KEK, KEK_ID, Auth
-from tests.fixtures import tiny_mlp
+from tests.conftest import Auth, instance_overrides
+from tests.fixtures import serve_in_thread, tiny_mlp
 
 ROWS = np.array([[0.1, 0.2, 0.3, 0.4], [1, 2, 3, 4]], dtype=np.float32)
 
@@ -27,25 +24,10 @@ ROWS = np.array([[0.1, 0.2, 0.3, 0.4], [1, 2, 3, 4]], dtype=np.float32)
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_repository) -> Iterator[tuple[str, Auth]]:
     """The gateway on a free 127.0.0.1 port in a thread, shut down after the module."""
-    import secrets
-
-    app = create_app({
-        "env": "testing", "payload_encryption": "optional",
-        "instance_dir": str(tmp_path_factory.mktemp("instance")),
-        "model_repository": str(tiny_repository),
-        "model_keys": f"{KEK_ID}:{b64url_encode(KEK)}",
-        "jwt_secret": secrets.token_hex(32),
-        "master_key": b64url_encode(secrets.token_bytes(32)),
-    })
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{httpd.server_port}", Auth(app)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
+    app = create_app(instance_overrides(tmp_path_factory.mktemp("instance"), tiny_repository,
+                                       payload_encryption="optional"))
+    with serve_in_thread(app) as url:
+        yield url.removeprefix("http://"), Auth(app)
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ status, its media type, its schema and its required headers.
 
 from __future__ import annotations
 
-import secrets
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,12 +17,11 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from app import create_app
 from app.openapi import build_document
-from security.encoding import b64url_encode
-from tests.conftest import KEK, KEK_ID, Auth
+from tests.conftest import Auth, instance_overrides
+from tests.fixtures import serve_in_thread
 
 MAX_EXAMPLES = 15
 # A schema-valid request may still be refused where the refusal rests on state the schema
@@ -42,40 +39,21 @@ CONFIG = {"operations": [
 
 @dataclass(frozen=True)
 class LiveServer:
-    """A running server and the admin token its fuzzed requests carry."""
+    """A running server's URL and the admin token its fuzzed requests carry."""
 
-    server: BaseWSGIServer
-    thread: threading.Thread
+    url: str
     token: str
     tally: Counter = field(default_factory=Counter)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.port}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory, tiny_repository) -> Iterator[LiveServer]:
     instance = tmp_path_factory.mktemp("schemathesis")
-    app = create_app({
-        "env": "testing", "instance_dir": str(instance / "instance"),
-        "model_repository": str(tiny_repository),
-        "model_keys": f"{KEK_ID}:{b64url_encode(KEK)}",
-        "jwt_secret": secrets.token_hex(32), "master_key": b64url_encode(secrets.token_bytes(32)),
-        "payload_encryption": "optional",
-    })
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="schemathesis-server",
-                              daemon=True)
-    thread.start()
-    live = LiveServer(server, thread, Auth(app).token("fuzzer", ("admin",)))
-    yield live
-    live.stop()
+    app = create_app(instance_overrides(instance / "instance", tiny_repository,
+                                       payload_encryption="optional"))
+    with serve_in_thread(app) as url:
+        live = LiveServer(url, Auth(app).token("fuzzer", ("admin",)))
+        yield live
     print(f"schemathesis: {live.tally.total()} cases over {len(live.tally)} operations")
 
 

@@ -6,6 +6,7 @@ import io
 import json
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,6 @@ import pytest
 import torch
 from argon2 import PasswordHasher
 from flask import Flask
-from werkzeug.serving import make_server
 
 from app import create_app
 from app.gateway import current_gateway
@@ -24,7 +24,7 @@ from models.zoo import MLP
 from security import passwords
 from security.encoding import b64url_encode
 from tests.conftest import KEK, KEK_ID, write_tiny_model
-from tests.fixtures import write_model
+from tests.fixtures import serve_in_thread, write_model
 
 PASSWORD = "correct horse battery staple"
 
@@ -133,22 +133,9 @@ def _fault_response(fault: Fault, start_response: Callable) -> list[bytes]:
 
 @pytest.fixture
 def serve() -> Iterator[Callable[[Callable], str]]:
-    """Serve a WSGI app on 127.0.0.1:<free port> in a thread; stopped at teardown."""
-    servers = []
-
-    def start(wsgi: Callable) -> str:
-        server = make_server("127.0.0.1", 0, wsgi, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                  daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{server.server_port}"
-
-    yield start
-    for server, thread in servers:
-        server.shutdown()
-        thread.join(timeout=5)
-        server.server_close()
+    """Serve WSGI apps on 127.0.0.1:<free port> in threads; stopped at teardown."""
+    with ExitStack() as servers:
+        yield lambda wsgi: servers.enter_context(serve_in_thread(wsgi))
 
 
 @dataclass(frozen=True)

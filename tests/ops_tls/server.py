@@ -5,8 +5,6 @@ from __future__ import annotations
 import http.client
 import os
 import secrets
-import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -15,11 +13,11 @@ from pathlib import Path
 
 from security.encoding import b64url_encode
 from tests.conftest import KEK, KEK_ID, write_tiny_model
+from tests.ops.processes import stop_group
 
 REPO = Path(__file__).resolve().parents[2]
 GUNICORN = REPO / ".venv" / "bin" / "gunicorn"
 START_TIMEOUT = 90.0
-STOP_TIMEOUT = 15.0
 
 
 @dataclass(frozen=True)
@@ -29,12 +27,6 @@ class Server:
     process: subprocess.Popen
     port: int
     log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def instance_environment(root: Path, port: int) -> dict[str, str]:
@@ -62,19 +54,8 @@ def start(env: dict[str, str], log: Path) -> subprocess.Popen:
 
 
 def stop(process: subprocess.Popen) -> None:
-    """SIGTERM to the server's process group, SIGKILL after STOP_TIMEOUT; always reaped."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        if process.poll() is not None:
-            break
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            continue
-    process.wait(STOP_TIMEOUT)
+    """SIGTERM to the server's process group, SIGKILL if it lingers; always reaped."""
+    stop_group(process)
 
 
 def https_get(port: int, path: str, context: ssl.SSLContext) -> tuple[int, bytes]:

@@ -13,12 +13,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.ops.processes import free_port
 from tests.ops_tls.certs import Issued, issue, new_authority
 from tests.ops_tls.server import (
     GUNICORN,
     REPO,
     Server,
-    free_port,
     https_get,
     instance_environment,
     start,
