@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NoReturn
 
-from Crypto.Cipher import AES
-
 from errors import InvalidEnvelope, StaleEnvelope
+from security import aead
 from security.encoding import b64url_decode, b64url_encode
 
 ALG = "dir"
@@ -69,11 +68,9 @@ def open_envelope(
     aad = None if aad_member is None else _decode_member(aad_member)
     key = key_for(kid)
     _check_key(key)
-    cipher = AES.new(key, AES.MODE_GCM, nonce=iv, mac_len=TAG_BYTES)
-    cipher.update(_associated_data(protected, aad_member))
     try:
-        plaintext = cipher.decrypt_and_verify(ciphertext, tag)
-    except ValueError:
+        plaintext = aead.open_(key, iv, ciphertext, tag, _associated_data(protected, aad_member))
+    except aead.AeadError:
         _refuse()
     if abs(now - iat) > max_age:
         raise StaleEnvelope(f"The envelope's iat is more than {max_age} seconds "
@@ -102,9 +99,7 @@ def seal_envelope(
     protected = b64url_encode(json.dumps(header, separators=(",", ":")).encode("utf-8"))
     aad_member = None if aad is None else b64url_encode(aad)
     iv = os.urandom(IV_BYTES)
-    cipher = AES.new(key, AES.MODE_GCM, nonce=iv, mac_len=TAG_BYTES)
-    cipher.update(_associated_data(protected, aad_member))
-    ciphertext, tag = cipher.encrypt_and_digest(plaintext)
+    ciphertext, tag = aead.seal(key, iv, plaintext, _associated_data(protected, aad_member))
     members = {"protected": protected, "iv": b64url_encode(iv),
                "ciphertext": b64url_encode(ciphertext), "tag": b64url_encode(tag)}
     if aad_member is not None:

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from Crypto.Cipher import AES
 
 from errors import InvalidRequest, KeyNotAllowed
+from security import aead
 from security.encoding import b64url_encode
 from security.schema import metadata
 
@@ -171,9 +171,7 @@ class PayloadKeyring:
 
     def _wrap(self, key: bytes, kid: str, subject: str) -> bytes:
         nonce = secrets.token_bytes(NONCE_BYTES)
-        cipher = AES.new(self._master_key, AES.MODE_GCM, nonce=nonce, mac_len=TAG_BYTES)
-        cipher.update(_wrap_context(kid, subject))
-        ciphertext, tag = cipher.encrypt_and_digest(key)
+        ciphertext, tag = aead.seal(self._master_key, nonce, key, _wrap_context(kid, subject))
         return nonce + ciphertext + tag
 
     def _unwrap(self, wrapped: bytes, kid: str, subject: str) -> bytes:
@@ -182,9 +180,7 @@ class PayloadKeyring:
             raise ValueError("wrapped payload key has the wrong length")
         nonce, ciphertext, tag = wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:-TAG_BYTES], \
             wrapped[-TAG_BYTES:]
-        cipher = AES.new(self._master_key, AES.MODE_GCM, nonce=nonce, mac_len=TAG_BYTES)
-        cipher.update(_wrap_context(kid, subject))
-        return cipher.decrypt_and_verify(ciphertext, tag)
+        return aead.open_(self._master_key, nonce, ciphertext, tag, _wrap_context(kid, subject))
 
 
 def _wrap_context(kid: str, subject: str) -> bytes:

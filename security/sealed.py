@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from Crypto.Cipher import AES
 from Crypto.Random import get_random_bytes
 
+from security import aead
 from security.sealed_header import (
     DEFAULT_CHUNK_SIZE,
     KEY_SIZE,
@@ -135,11 +135,9 @@ def _encrypt_body(header: SealedHeader, data_key: bytes, source: BinaryIO,
     for _, _, size, nonce in _chunks(header):
         if _read_into(source, plain[:size]) != size:
             raise SealedFileError("the source shrank while it was being sealed")
-        cipher = AES.new(data_key, AES.MODE_GCM, nonce=nonce, threads=_THREADS)
-        cipher.update(aad)
-        cipher.encrypt(plain[:size], output=sealed[:size])
+        tag = aead.seal_into(data_key, nonce, plain[:size], sealed[:size], aad, _THREADS)
         out.write(sealed[:size])
-        out.write(cipher.digest())
+        out.write(tag)
     if source.read(1):
         raise SealedFileError("the source grew while it was being sealed")
 
@@ -151,12 +149,10 @@ def _decrypt_body(header: SealedHeader, data_key: bytes, stream: BinaryIO,
     for index, offset, size, nonce in _chunks(header):
         if _read_into(stream, scratch[:size + TAG_SIZE]) != size + TAG_SIZE:
             raise SealedFileError(f"file shrank while chunk {index + 1} was read")
-        cipher = AES.new(data_key, AES.MODE_GCM, nonce=nonce, threads=_THREADS)
-        cipher.update(aad)
         try:
-            cipher.decrypt_and_verify(scratch[:size], scratch[size:size + TAG_SIZE],
-                                      output=plaintext[offset:offset + size])
-        except ValueError:
+            aead.open_into(data_key, nonce, scratch[:size], scratch[size:size + TAG_SIZE],
+                           plaintext[offset:offset + size], aad, _THREADS)
+        except aead.AeadError:
             raise SealedFileError(f"chunk {index + 1} of {header.chunks} failed "
                                   "authentication (edited, reordered or foreign)") from None
 

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
-from Crypto.Cipher import AES
 from Crypto.Random import get_random_bytes
+
+from security import aead
 
 MAGIC = b"\x89TGSEAL\n"
 FORMAT_VERSION = 1
@@ -94,21 +95,18 @@ def wrap_data_key(header: SealedHeader, data_key: bytes, kek_id: str, kek: bytes
     _check_key(kek, kek_id)
     draft = replace(header, kek_id=kek_id, wrapped_key=nonce + bytes(KEY_SIZE + TAG_SIZE))
     _check_limits(draft)
-    cipher = AES.new(kek, AES.MODE_GCM, nonce=nonce)
-    cipher.update(draft.wrap_aad())
-    encrypted, tag = cipher.encrypt_and_digest(data_key)
+    encrypted, tag = aead.seal(kek, nonce, data_key, draft.wrap_aad())
     return replace(draft, wrapped_key=nonce + encrypted + tag)
 
 
 def unwrap_data_key(header: SealedHeader, keks: Mapping[str, bytes]) -> bytes:
     """The data key, once its wrapping has authenticated the whole header."""
-    cipher = AES.new(kek_for(keks, header.kek_id), AES.MODE_GCM,
-                     nonce=header.wrapped_key[:WRAP_NONCE_SIZE])
-    cipher.update(header.wrap_aad())
+    kek = kek_for(keks, header.kek_id)
     try:
-        return cipher.decrypt_and_verify(header.wrapped_key[WRAP_NONCE_SIZE:-TAG_SIZE],
-                                         header.wrapped_key[-TAG_SIZE:])
-    except ValueError:
+        return aead.open_(kek, header.wrapped_key[:WRAP_NONCE_SIZE],
+                          header.wrapped_key[WRAP_NONCE_SIZE:-TAG_SIZE],
+                          header.wrapped_key[-TAG_SIZE:], header.wrap_aad())
+    except aead.AeadError:
         raise SealedFileError(
             f"header authentication failed: the data key does not unwrap under KEK "
             f"{header.kek_id!r} (wrong key for that id, or the header was edited)") from None
