@@ -11,7 +11,7 @@ from flask import Flask
 from flask_jwt_extended import JWTManager
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import audit, errors, metrics, ratelimit, requestlog
+from app import audit, errors, lifecycle, metrics, requestlog
 from app.gateway import EXTENSION, build_gateway
 from config import Settings, load_settings
 
@@ -33,10 +33,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[EXTENSION] = gateway
 
     errors.init_app(app)
-    metrics.init_app(app)  # first: its after_request hook runs last and counts the final answer
-    requestlog.init_app(app)
-    audit.init_app(app)  # after requestlog: runs before it, may turn the answer into a 503
-    ratelimit.init_app(app)
+    metrics.init_app(app)
+    audit.init_app(app)
+    lifecycle.init_app(app)  # one finishing hook: audit, then log, then metrics
     from app import auth, commands, health, oip, openapi, predict
     for blueprint in (auth.bp, predict.bp, oip.bp, health.bp, openapi.bp):
         app.register_blueprint(blueprint)

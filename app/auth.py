@@ -7,12 +7,13 @@ import uuid
 from collections.abc import Callable, Mapping
 from urllib.parse import unquote_plus
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from flask_jwt_extended import create_access_token, create_refresh_token
 
 from app.gateway import current_gateway
 from app.guard import authenticate
-from app.ratelimit import rate_limited
+from app.lifecycle import current_facts
+from app.ratelimit import token_rate_limited
 from errors import GatewayError, InvalidRequest
 from security.identity import Principal
 from security.tokens import mark_lifetime
@@ -35,12 +36,12 @@ def _oauth_error(error: OAuthError) -> Response:
     response = jsonify(error=error.code, error_description=error.description)
     response.status_code = error.status
     response.headers.update(error.headers)
-    g.oauth_error = error.code  # for the auth-failure metric (app/metrics.py)
+    current_facts().refusal = error.code  # for the auth-failure metric (app/metrics.py)
     return _no_store(response)
 
 
 @bp.post("/token")
-@rate_limited("token")  # per client address, before any credential is checked
+@token_rate_limited  # per client address, before any credential is checked
 def token():
     params = _form_params()
     grant_type = params.get("grant_type")

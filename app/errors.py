@@ -35,7 +35,8 @@ _HTTP_ERRORS: dict[int, type[GatewayError]] = {
 
 
 def problem_response(error: GatewayError) -> Response:
-    body = error.to_problem(g.get("request_id"))
+    facts = g.get("facts")
+    body = error.to_problem(facts.request_id if facts else None)
     if request.path == OIP_PATH_PREFIX or request.path.startswith(OIP_PATH_PREFIX + "/"):
         body["error"] = error.detail
     response = Response(json.dumps(body), status=error.status, mimetype=PROBLEM_JSON)
@@ -43,7 +44,8 @@ def problem_response(error: GatewayError) -> Response:
     if error.status == 401 and "WWW-Authenticate" not in response.headers:
         response.headers["WWW-Authenticate"] = BEARER_CHALLENGE
     response.headers["Cache-Control"] = "no-store"
-    g.problem = error
+    if facts is not None:
+        facts.refusal = error.slug
     return response
 
 

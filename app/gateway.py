@@ -12,7 +12,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
 from config import ConfigError, Settings
+from dataplane.call import ModelCall
+from dataplane.payload import JOSE_JSON, PLAIN_JSON, PayloadPolicy
 from models.registry import ModelRegistry
+from security.admission import RateLimit
 from security.identity import Directory
 from security.jwks import JwksError, VerificationKey, load_jwks
 from security.keys import PayloadKeyring
@@ -39,6 +42,8 @@ class Gateway:
     verifier: TokenVerifier
     throttle: LoginThrottle
     registry: ModelRegistry
+    model_call: ModelCall
+    token_rate: RateLimit
 
 
 def current_gateway() -> Gateway:
@@ -50,21 +55,45 @@ def build_gateway(settings: Settings) -> Gateway:
     settings.instance_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     engine = create_database_engine(settings.database_url)
     store = open_store(settings.store_url, settings.sqlite_store_path)
+    keyring = PayloadKeyring(engine, settings.master_key, cache_ttl=settings.key_cache_ttl)
+    policy = Policy.from_file(settings.roles_file)
+    registry = ModelRegistry(settings.model_repository, settings.model_keys, settings.device)
     return Gateway(
         settings=settings,
         engine=engine,
         store=store,
         directory=Directory(engine),
-        keyring=PayloadKeyring(engine, settings.master_key, cache_ttl=settings.key_cache_ttl),
-        policy=Policy.from_file(settings.roles_file),
+        keyring=keyring,
+        policy=policy,
         verifier=TokenVerifier(
             algorithm=settings.jwt_algorithm, key=verification_key(settings),
             issuer=settings.jwt_issuer, audience=settings.jwt_audience,
             is_revoked=store.any_revoked,
             external_keys=external_keys(settings), roles_claim=settings.jwt_roles_claim),
         throttle=LoginThrottle(store, settings.login_max_failures, settings.login_window),
-        registry=ModelRegistry(settings.model_repository, settings.model_keys, settings.device),
+        registry=registry,
+        model_call=ModelCall(
+            registry=registry, policy=policy, keyring=keyring, store=store,
+            payload=payload_policy(settings),
+            rate_limit=rate_limit("RATE_LIMIT_PREDICT", settings.rate_limit_predict, "predict")),
+        token_rate=rate_limit("RATE_LIMIT_TOKEN", settings.rate_limit_token, "token"),
     )
+
+
+def payload_policy(settings: Settings) -> PayloadPolicy:
+    optional = settings.payload_encryption == "optional"
+    return PayloadPolicy(media_types=(JOSE_JSON, PLAIN_JSON) if optional else (JOSE_JSON,),
+                         max_body_bytes=settings.max_body_bytes,
+                         envelope_max_age=settings.envelope_max_age)
+
+
+def rate_limit(setting: str, value: str, scope: str) -> RateLimit:
+    """The setting's limit, checked now so a typo stops start-up; "" means no limit."""
+    try:
+        return RateLimit.parse(scope, value)
+    except ValueError as exc:
+        raise ConfigError(setting, f"not a rate limit: {value.strip()!r} (e.g. '6000/minute' "
+                          "or '100/second;5000/hour')") from exc
 
 
 def verification_key(settings: Settings):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from typing import Any
 
-from flask import g, request
+from flask import request
 
 from app.gateway import current_gateway
+from app.lifecycle import current_facts
 from errors import Forbidden, Unauthorized
 from security.tokens import Identity, identity_from_claims, invalid_token
 
@@ -25,11 +27,20 @@ def bearer_token() -> str:
 
 
 def authenticate() -> Identity:
-    """Verify the bearer token; only then record the caller in `g.identity`."""
-    claims = current_gateway().verifier.verify(bearer_token())
+    """Verify the bearer token, revocation included; only then record the caller."""
+    return identify(check_revocation=True)[0]
+
+
+def identify(*, check_revocation: bool) -> tuple[Identity, dict[str, Any]]:
+    """The caller and its verified claims. `check_revocation=False` is for the dataplane alone,
+    which asks the store about revocation in its admission round trip."""
+    verifier = current_gateway().verifier
+    claims = verifier.authenticate(bearer_token())
+    if check_revocation:
+        verifier.verify_not_revoked(claims)
     identity = identity_from_claims(claims)
-    g.identity = identity
-    return identity
+    current_facts().subject = identity.subject
+    return identity, claims
 
 
 def require_permission(identity: Identity, permission: str) -> None:

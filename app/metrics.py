@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 
 from flask import Blueprint, Flask, Response, current_app, g, request
@@ -23,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, mult
 from prometheus_client.exposition import choose_encoder
 
 from app.gateway import current_gateway
+from dataplane.record import RequestRecord
 from errors import GatewayError
 from models.registry import ModelRegistry
 
@@ -33,6 +33,7 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 AUTH_FAILURE_STATUSES = frozenset({401, 403, 429})
 OAUTH_FAILURES = frozenset({"invalid_grant", "invalid_client"})
 UNMATCHED_ROUTE = "unmatched"
+MODEL_CALLS = frozenset({"predict.predict", "oip.infer"})  # endpoints whose latency is observed
 log = logging.getLogger(__name__)
 
 bp = Blueprint("metrics", __name__)
@@ -98,12 +99,9 @@ class Metrics:
 
 
 def init_app(app: Flask) -> None:
-    """Collectors for this app, the request hooks and the /metrics route."""
+    """Collectors for this app and the /metrics route; app/lifecycle.py calls the hooks."""
     registry = None if os.environ.get(MULTIPROC_ENV) else CollectorRegistry()
     app.extensions[EXTENSION] = Metrics.create(registry)
-    app.before_request(_start)
-    app.after_request(_record)
-    app.teardown_request(_finish)
     app.register_blueprint(bp)
 
 
@@ -119,59 +117,44 @@ def metrics_view() -> Response:
     return Response(body, content_type=content_type, headers={"Cache-Control": "no-store"})
 
 
-def _start() -> None:
+def request_started() -> None:
     metrics = current_metrics()
     if os.getpid() not in metrics.published_in:  # once per worker, after the fork
         metrics.publish_models(current_gateway().registry)
-    g.metrics_started = time.perf_counter()
     metrics.in_flight.inc()
     g.metrics_in_flight = True
 
 
-def _record(response: Response) -> Response:
+def count(record: RequestRecord) -> None:
     """Count the answer; a failure to count (a full metrics dir) never changes the answer."""
     try:
-        _count(response)
+        _count(record)
     except Exception:  # the answer is already decided and audited: it must leave as it is
         log.warning("metrics not recorded", exc_info=True)
-    return response
 
 
-def _count(response: Response) -> None:
-    metrics = current_metrics()
-    status = response.status_code
-    metrics.requests.labels(_method(), _route(), str(status)).inc()
-    model = g.get("model")
-    if model is not None and status < 400 and "metrics_started" in g:
-        metrics.predict_latency.labels(model, g.get("model_version") or "").observe(
-            time.perf_counter() - g.metrics_started)
-    reason = _auth_failure(status)
-    if reason is not None:
-        metrics.auth_failures.labels(reason).inc()
-
-
-def _finish(_exc: BaseException | None) -> None:
+def request_ended() -> None:
     if g.pop("metrics_in_flight", False):
         current_metrics().in_flight.dec()
 
 
-def _method() -> str:
-    return request.method if request.method in METHODS else "other"
+def _count(record: RequestRecord) -> None:
+    metrics = current_metrics()
+    status = record.status
+    method = record.method if record.method in METHODS else "other"
+    metrics.requests.labels(method, record.route or UNMATCHED_ROUTE, str(status)).inc()
+    if record.model is not None and status < 400 and record.action in MODEL_CALLS:
+        metrics.predict_latency.labels(record.model, record.version or "").observe(
+            record.latency_us / 1e6)
+    reason = _auth_failure(record)
+    if reason is not None:
+        metrics.auth_failures.labels(reason).inc()
 
 
-def _route() -> str:
-    """The URL template (/predict/<name>), never the raw path: label values must stay few."""
-    rule = request.url_rule
-    return rule.rule if rule is not None else UNMATCHED_ROUTE
-
-
-def _auth_failure(status: int) -> str | None:
+def _auth_failure(record: RequestRecord) -> str | None:
     """The reason of a refused caller: the problem slug of a 401/403/429, or the OAuth error."""
-    problem = g.get("problem")
-    if problem is not None and status in AUTH_FAILURE_STATUSES:
-        return problem.slug
-    oauth_error = g.get("oauth_error")
-    return oauth_error if oauth_error in OAUTH_FAILURES else None
+    reason = record.refusal  # OAuth errors other than these two come with status 400
+    return reason if reason in OAUTH_FAILURES or record.status in AUTH_FAILURE_STATUSES else None
 
 
 def _served(models: ModelRegistry, name: str, version: str) -> int:

@@ -9,17 +9,17 @@ clients read.
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-from flask import Blueprint, g, request
+from flask import Blueprint, request
 
 from app import health
 from app.gateway import current_gateway
-from app.guard import authenticate, permission_required, token_required
-from app.predict import require_visible
-from app.ratelimit import rate_limited
-from app.sealing import read_request, reply
-from errors import ModelNotFound, UnsupportedMediaType
+from app.guard import authenticate, token_required
+from app.predict import call_model, require_visible
+from errors import ModelNotFound
 from models import oip_tensors
+from models.runner import ModelRunner
 
 BINARY_DATA_HEADER = "Inference-Header-Content-Length"
 SERVER_NAME = "torchgate"
@@ -72,21 +72,19 @@ def model_ready(name: str, version: str | None = None):
 
 @bp.post("/models/<name>/infer")
 @bp.post("/models/<name>/versions/<version>/infer")
-@permission_required("predict:{name}")
-@rate_limited("predict")  # the same per-subject budget as /predict
 def infer(name: str, version: str | None = None):
     """OIP inference, sealed like /predict (plain application/json only when PAYLOAD_ENCRYPTION
     is optional). Plaintext in: {"id"?, "parameters"?, "inputs": [{"name", "shape", "datatype",
     "data"}], "outputs"?: [{"name"}]}, data flat row-major or nested. Plaintext out:
     {"model_name", "model_version", "id"?, "outputs": [{"name", "shape", "datatype", "data"}]},
     sealed with the request's key. Binary tensor data is not supported (415)."""
-    runner = current_gateway().registry.get(name, version)
-    g.model, g.model_version = name, runner.version
-    if BINARY_DATA_HEADER in request.headers:
-        raise UnsupportedMediaType("Binary tensor data is not supported; send the tensors as "
-                                   "JSON data.")
-    payload, reply_key = read_request(g.identity)
-    return reply(oip_tensors.infer(runner, payload), reply_key)
+    unsupported = ("Binary tensor data is not supported; send the tensors as JSON data."
+                   if BINARY_DATA_HEADER in request.headers else None)
+    return call_model(name, version, _infer, unsupported)
+
+
+def _infer(runner: ModelRunner, payload: dict[str, Any], _request_id: str) -> dict[str, Any]:
+    return oip_tensors.infer(runner, payload)
 
 
 def _server_version() -> str:

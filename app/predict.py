@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, g
+from typing import Any
+
+from flask import Blueprint, Response, request
 
 from app.gateway import current_gateway
-from app.guard import authenticate, permission_required, require_permission
-from app.ratelimit import rate_limited
-from app.sealing import read_request, reply
+from app.guard import authenticate, identify, require_permission
+from app.lifecycle import current_facts
+from dataplane.call import CallRequest, Respond
+from dataplane.payload import Body
 from errors import ModelNotFound
+from models.runner import ModelRunner
 from security.tokens import Identity
 
 bp = Blueprint("predict", __name__)
@@ -16,15 +20,27 @@ bp = Blueprint("predict", __name__)
 
 @bp.post("/predict/<name>")
 @bp.post("/predict/<name>/versions/<version>")
-@permission_required("predict:{name}")
-@rate_limited("predict")  # keyed by the subject: after authentication
 def predict(name: str, version: str | None = None):
-    runner = current_gateway().registry.get(name, version)
-    g.model, g.model_version = name, runner.version
-    payload, reply_key = read_request(g.identity)
-    result = runner.predict(payload)
-    return reply({"model": name, "version": runner.version, **result,
-                  "request_id": g.request_id}, reply_key)
+    def respond(runner: ModelRunner, payload: dict[str, Any], request_id: str) -> dict:
+        return {"model": name, "version": runner.version, **runner.predict(payload),
+                "request_id": request_id}
+    return call_model(name, version, respond)
+
+
+def call_model(name: str, version: str | None, respond: Respond,
+               unsupported: str | None = None) -> Response:
+    """The dataplane's answer to this HTTP request (shared by /predict and /v2 infer)."""
+    identity, claims = identify(check_revocation=False)  # the dataplane's admission checks it
+    reply = current_gateway().model_call.run(
+        CallRequest(identity=identity, claims=claims, model=name, version=version,
+                    body=http_body(), respond=respond, unsupported=unsupported),
+        current_facts())
+    return Response(reply.body, mimetype=reply.media_type)
+
+
+def http_body() -> Body:
+    return Body(media_type=request.mimetype, content_length=request.content_length,
+                read=request.stream.read)
 
 
 @bp.get("/models")

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
-import time
-import uuid
 
-from flask import Flask, Response, g, has_request_context, request
+from flask import g, has_request_context
 
-_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+from dataplane.record import RequestRecord
+
 log = logging.getLogger("torchgate.access")
 
 
@@ -25,8 +23,8 @@ class JsonLineFormatter(logging.Formatter):
         line = {"time": round(record.created, 3), "level": record.levelname,
                 "logger": record.name, "message": record.getMessage()}
         line.update({k: getattr(record, k) for k in self.FIELDS if hasattr(record, k)})
-        if "request_id" not in line and has_request_context() and g.get("request_id"):
-            line["request_id"] = g.request_id  # any line logged while answering a request
+        if "request_id" not in line and has_request_context() and "facts" in g:
+            line["request_id"] = g.facts.request_id  # any line logged while answering a request
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)
@@ -43,25 +41,10 @@ def configure_logging(level: str) -> None:
     root.setLevel(level.upper())
 
 
-def init_app(app: Flask) -> None:
-    app.before_request(_start)
-    app.after_request(_finish)
-
-
-def _start() -> None:
-    given = request.headers.get("X-Request-ID", "")
-    g.request_id = given if _SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-    g.started = time.perf_counter()
-
-
-def _finish(response: Response) -> Response:
-    response.headers["X-Request-ID"] = g.request_id
-    identity = g.get("identity")
-    log.info("request", extra={
-        "request_id": g.request_id, "method": request.method,
-        "route": request.url_rule.rule if request.url_rule else None,
-        "status": response.status_code,
-        "subject": identity.subject if identity else None,
-        "latency_ms": round((time.perf_counter() - g.started) * 1000, 3),
-    })
-    return response
+def log_request(record: RequestRecord) -> None:
+    """The access-log line of one answered request (no token, key or payload: none is here)."""
+    if log.isEnabledFor(logging.INFO):
+        log.info("request", extra={
+            "request_id": record.request_id, "method": record.method, "route": record.route,
+            "status": record.status, "subject": record.subject,
+            "latency_ms": round(record.latency_us / 1000, 3)})

@@ -1,4 +1,4 @@
-"""The gateway's shared security state: revocations, seen envelope IVs, login failure counters.
+"""The gateway's shared security state: revocations, seen envelope IVs, rate and failure counters.
 
 Every worker process of every node must agree on this state, so it lives outside the process:
 in one SQLite file per machine (``STORE_URL=sqlite``) or in Redis (``STORE_URL=redis://…``).
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from security.admission import Admission, AdmissionRequest
 from security.store_redis import DEFAULT_NAMESPACE, RedisStore
 from security.store_sqlite import SqliteStore
 
@@ -28,6 +29,9 @@ class SharedStore(Protocol):
 
     def any_revoked(self, keys: Sequence[str]) -> bool:
         """Whether any of keys is revoked, in one round trip (the per-request hot path)."""
+
+    def admit(self, request: AdmissionRequest) -> Admission:
+        """Revocation, rate counters and replay claim for one request, in one round trip."""
 
     def claim_once(self, key: str, ttl: int) -> bool:
         """Atomically claim key for ttl seconds: True the first time, False on a replay."""

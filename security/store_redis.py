@@ -17,6 +17,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from errors import StoreUnavailable
+from security.admission import Admission, AdmissionRequest, spent_counter
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,29 @@ RECORD_FAILURE_LUA = """
 local count = redis.call('INCR', KEYS[1])
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return count
+"""
+# security.admission in one script. KEYS: revocation keys, counter keys, then the claim key (if
+# any). ARGV: #revocation keys, #counters, the claim's seconds (0: no claim), then each counter's
+# window and limit. Returns {revoked, claimed (-1: not asked), count1, pttl1, count2, ...}.
+ADMIT_LUA = """
+local nrev, ncount, claim_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 1, nrev do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return {1, -1} end
+end
+local result, spent = {0, -1}, false
+for j = 1, ncount do
+  local key, window = KEYS[nrev + j], tonumber(ARGV[2 + 2 * j])
+  local count = redis.call('INCR', key)
+  local left = redis.call('PTTL', key)
+  if left < 0 then redis.call('EXPIRE', key, window); left = window * 1000 end
+  if count > tonumber(ARGV[3 + 2 * j]) then spent = true end
+  result[#result + 1] = count
+  result[#result + 1] = left
+end
+if claim_ttl > 0 and not spent then
+  result[2] = redis.call('SET', KEYS[nrev + ncount + 1], '1', 'NX', 'EX', claim_ttl) and 1 or 0
+end
+return result
 """
 RELEASE_FAILURE_LUA = """
 if (tonumber(redis.call('GET', KEYS[1]) or '0')) > 0 then redis.call('DECR', KEYS[1]) end
@@ -55,6 +79,7 @@ class RedisStore:
         self._revoke = self._client.register_script(REVOKE_LUA)
         self._record_failure = self._client.register_script(RECORD_FAILURE_LUA)
         self._release_failure = self._client.register_script(RELEASE_FAILURE_LUA)
+        self._admit = self._client.register_script(ADMIT_LUA)
 
     def __reduce__(self) -> tuple:
         """Pickle as configuration, so a store can be handed to another process."""
@@ -78,6 +103,27 @@ class RedisStore:
         """SET NX: True for the first claim within ttl seconds, False on a replay."""
         with _unavailable_on_error():
             return bool(self._client.set(self._mark(key), 1, nx=True, ex=_seconds(ttl)))
+
+    def admit(self, request: AdmissionRequest) -> Admission:
+        """Revocation, rate counters and replay claim in one Lua call (security.admission)."""
+        counters = request.counters
+        claim = request.claim_key is not None
+        keys = [*(self._mark(k) for k in request.revocation_keys),
+                *(self._fail(c.key) for c in counters),
+                *([self._mark(request.claim_key)] if claim else [])]
+        args = [len(request.revocation_keys), len(counters),
+                _seconds(request.claim_ttl) if claim else 0]
+        for counter in counters:
+            args += [_seconds(counter.window), counter.limit]
+        with _unavailable_on_error():
+            revoked, claimed, *windows = self._admit(keys=keys, args=args)
+        if revoked:
+            return Admission(revoked=True)
+        spent = spent_counter(counters, windows[0::2])
+        if spent is not None:
+            return Admission(spent=counters[spent],
+                             retry_after=max(1, math.ceil(windows[2 * spent + 1] / 1000)))
+        return Admission(replayed=claimed == 0)
 
     def record_failure(self, key: str, window: int) -> int:
         """Count one failure in the fixed window opened by the first; return the count."""

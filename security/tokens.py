@@ -24,6 +24,7 @@ import jwt
 from errors import TokenExpired, TokenRevoked, Unauthorized
 from security.encoding import b64url_decode
 from security.jwks import VerificationKey
+from security.token_cache import VerifiedTokenCache
 
 REQUIRED_CLAIMS = ("sub", "jti", "iat", "nbf", "exp", "iss", "aud", "type")
 EXTERNAL_REQUIRED_CLAIMS = ("sub", "iat", "exp", "iss", "aud")
@@ -60,7 +61,7 @@ def invalid_token(detail: str) -> Unauthorized:
 
 def revocation_keys(claims: Mapping[str, Any]) -> list[str]:
     """The store keys whose presence revokes this token: its own id, and its refresh family."""
-    keys = [f"jti:{claims['jti']}"]
+    keys = [f"jti:{claims['jti']}"] if claims.get("jti") else []
     if claims.get("fam"):
         keys.append(f"fam:{claims['fam']}")
     return keys
@@ -91,17 +92,36 @@ class TokenVerifier:
         self._is_revoked = is_revoked
         self._options = {"require": list(REQUIRED_CLAIMS)}
         self._external = ExternalTokenVerifier(
-            external_keys, issuer=issuer, audience=audience, roles_claim=roles_claim,
-            is_revoked=is_revoked) if external_keys else None
+            external_keys, issuer=issuer, audience=audience,
+            roles_claim=roles_claim) if external_keys else None
+        self._cache = VerifiedTokenCache()
 
     def verify(self, token: str, *, expected_type: str = "access") -> dict[str, Any]:
-        external = self._external.key_for(token) if self._external else None
-        if external is not None:
-            return self._external.verify(token, external, expected_type)
-        claims = self.verify_signature_and_claims(token)
-        self.verify_type(claims, expected_type)
+        """Every check, revocation included (one store read)."""
+        claims = self.authenticate(token, expected_type=expected_type)
         self.verify_not_revoked(claims)
         return claims
+
+    def authenticate(self, token: str, *, expected_type: str = "access") -> dict[str, Any]:
+        """Signature, registered claims and type; NOT revocation, which the caller must check
+        on every request (the dataplane does it in its admission round trip). A token's
+        signature is verified once per worker: later calls find its claims in the cache."""
+        digest = self._cache.digest(token)
+        claims = self._cache.get(digest)
+        if claims is None:
+            claims, until = self._verify_uncached(token, expected_type)
+            self._cache.put(digest, claims, until)
+        self.verify_type(claims, expected_type)
+        return claims
+
+    def _verify_uncached(self, token: str, expected_type: str) -> tuple[dict[str, Any], float]:
+        """(claims, until when they may be reused) after signature and claims checks."""
+        external = self._external.key_for(token) if self._external else None
+        if external is not None:
+            claims = self._external.verify(token, external, expected_type)
+            return claims, claims["exp"] + self._external.leeway
+        claims = self.verify_signature_and_claims(token)
+        return claims, claims["exp"]
 
     def verify_signature_and_claims(self, token: str) -> dict[str, Any]:
         claims = decode_verified(token, self._key, algorithms=self._algorithms,
@@ -138,13 +158,12 @@ class ExternalTokenVerifier:
     """Verifies an identity provider's access tokens, each with its key's one algorithm."""
 
     def __init__(self, keys: Mapping[str, VerificationKey], *, issuer: str, audience: str,
-                 roles_claim: str, is_revoked: Callable[[Sequence[str]], bool],
-                 leeway: int = EXTERNAL_LEEWAY_SECONDS):
+                 roles_claim: str, leeway: int = EXTERNAL_LEEWAY_SECONDS):
         self._keys = dict(keys)
+        self.leeway = leeway
         self._kwargs = {"issuer": issuer, "audience": audience, "leeway": leeway}
         self._options = {"require": list(EXTERNAL_REQUIRED_CLAIMS)}
         self._roles_claim = roles_claim
-        self._is_revoked = is_revoked
         # Header segments repeat (one per signing key), so the kid lookup is a cache hit.
         self._header_kid = lru_cache(maxsize=256)(header_kid)
 
@@ -155,18 +174,15 @@ class ExternalTokenVerifier:
 
     def verify(self, token: str, key: VerificationKey,
                expected_type: str = "access") -> dict[str, Any]:
-        """The token's claims as the gateway reads them (roles, type, jti), after every check."""
+        """The token's claims as the gateway reads them (roles, type, jti), after every check
+        but revocation (TokenVerifier.verify_not_revoked)."""
         if expected_type != "access":  # an identity provider's token is never our refresh token
             raise invalid_token(f"An {expected_type} token is required.")
         decoded = self.decode(token, key, verify_exp=True)
         verify_access_type(decoded["header"], decoded["payload"])
         if not decoded["payload"]["sub"]:
             raise invalid_token("The token is not valid.")
-        claims = self.gateway_claims(decoded["payload"])
-        if claims["jti"] and self._is_revoked([f"jti:{claims['jti']}"]):
-            raise TokenRevoked("The token has been revoked.", headers={
-                "WWW-Authenticate": INVALID_TOKEN_CHALLENGE})
-        return claims
+        return self.gateway_claims(decoded["payload"])
 
     def read_for_revocation(self, token: str, key: VerificationKey) -> dict[str, Any] | None:
         """Claims of a genuine access token with a jti, expired or not; else None."""

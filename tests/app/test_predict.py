@@ -83,8 +83,8 @@ def test_checks_answer_in_contract_order(client, auth, sealer, case, kwargs, sta
     assert response.json["request_id"]
 
 
-def test_body_over_the_limit_is_413(app, client, auth, sealer):
-    app.extensions["torchgate"] = _with(app, max_body_bytes=256)
+def test_body_over_the_limit_is_413(overrides, auth_for):
+    client, auth, sealer = auth_for({**overrides, "max_body_bytes": 256})
     response = _call(client, auth, sealer, body=b"{" + b" " * 1024 + b"}")
     assert response.status_code == 413
     assert response.json["type"] == "urn:torchgate:problem:payload-too-large"
@@ -113,12 +113,6 @@ def test_optional_encryption_accepts_and_answers_plain_json(overrides, auth_for)
     assert response.status_code == 200
     assert response.mimetype == "application/json"
     assert response.json["labels"]
-
-
-def _with(app, **changes):
-    import dataclasses
-    gateway = app.extensions["torchgate"]
-    return dataclasses.replace(gateway, settings=dataclasses.replace(gateway.settings, **changes))
 
 
 @pytest.fixture

@@ -1,0 +1,76 @@
+"""The one record of a request: facts written by the step that learns them, frozen at the end.
+
+RequestFacts is created when a request arrives and is the only per-request state the request
+path shares; each field is written once, by the step that established it (the subject only
+after every token check passed). At the end, `finish` freezes it into a RequestRecord, which the
+finishing hook hands to audit, log and metrics, in that order.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from security.audit import AuditRecord, utc_now
+
+MAX_TEXT = 256
+
+
+@dataclass(slots=True)
+class RequestFacts:
+    """What the request path has established so far about one request."""
+
+    request_id: str
+    started: float  # time.perf_counter() at arrival
+    subject: str | None = None
+    model: str | None = None
+    version: str | None = None
+    body_sha256: str | None = None
+    refusal: str | None = None  # problem slug or OAuth error code of a refused caller
+
+    def finish(self, *, method: str, route: str | None, action: str, status: int,
+               requested: tuple[str | None, str | None] = (None, None)) -> RequestRecord:
+        """The frozen record; `requested` is the model and version the URL named, kept when
+        the request was refused before they were resolved."""
+        return RequestRecord(
+            time=utc_now(), request_id=self.request_id, subject=self.subject, action=action,
+            model=self.model or requested[0], version=self.version or requested[1],
+            decision="allow" if status < 400 else "deny", status=status,
+            latency_us=round((time.perf_counter() - self.started) * 1e6),
+            body_sha256=self.body_sha256, method=method, route=route, refusal=self.refusal)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One answered request: who asked for what, and what the gateway answered."""
+
+    time: str
+    request_id: str
+    subject: str | None
+    action: str
+    model: str | None
+    version: str | None
+    decision: str
+    status: int
+    latency_us: int
+    body_sha256: str | None
+    method: str
+    route: str | None  # the URL template, None when no route matched
+    refusal: str | None
+
+    def audit_record(self) -> AuditRecord:
+        """What the audit trail stores, with client-chosen text made storable."""
+        return AuditRecord(
+            time=self.time, request_id=self.request_id, subject=storable(self.subject),
+            action=self.action, model=storable(self.model), version=storable(self.version),
+            decision=self.decision, status=self.status, latency_us=self.latency_us,
+            body_sha256=self.body_sha256)
+
+
+def storable(text: str | None) -> str | None:
+    """Client-chosen text as every database stores it: NUL escaped (PostgreSQL refuses it, and
+    one refused row would fail the whole group commit), length capped; still readable."""
+    if text is None:
+        return None
+    text = text.replace("\x00", "\\x00")
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "…"
