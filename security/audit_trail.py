@@ -9,7 +9,10 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -27,6 +30,7 @@ from security.audit import (
     record_values,
     utc_now,
 )
+from security.file_lock import WriteTurn
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,52 @@ def driver_sql(engine: sa.Engine, template: str) -> str:
     """template with the driver's positional placeholder: ? (sqlite3) or %s (psycopg)."""
     marker = "?" if engine.dialect.paramstyle in ("qmark", "numeric") else "%s"
     return template.replace("{p}", marker)
+
+
+def write_turn(engine: sa.Engine) -> AbstractContextManager:
+    """The machine-wide write turn of a SQLite database file (security.file_lock); a server
+    database (PostgreSQL) queues writers itself."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return nullcontext()
+    return WriteTurn(Path(database))
+
+
+class DriverWriter:
+    """One connection of the engine's pool kept by this process for the audit writer, used
+    through the driver itself: executemany of the rows, the head UPDATE, one commit."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self.errors: type[Exception] = engine.dialect.loaded_dbapi.Error
+        self._connection = None
+        self._pid = 0
+
+    def run(self, insert: str, rows: list[tuple], update: str, params: tuple) -> int:
+        """Insert rows and run the update in one transaction; the update's rowcount. A failed
+        transaction is rolled back and its connection given up, so the next call reconnects."""
+        connection = self._checked_out()
+        try:
+            cursor = connection.cursor()
+            cursor.executemany(insert, rows)
+            cursor.execute(update, params)
+            moved = cursor.rowcount
+            if moved == 1:
+                connection.commit()
+            else:
+                connection.rollback()
+            return moved
+        except self.errors:
+            self._connection = None
+            connection.invalidate()
+            raise
+
+    def _checked_out(self):
+        if self._pid != os.getpid() or self._connection is None:
+            # A forked child leaves the parent's connection alone (the engine's pool was
+            # already reset for it) and takes one of its own.
+            self._connection, self._pid = self._engine.raw_connection(), os.getpid()
+        return self._connection
 
 
 class ChainConflict(sa.exc.SQLAlchemyError):
@@ -69,9 +119,14 @@ class AuditTrail:
     record is committed.
     """
 
-    def __init__(self, engine: sa.Engine, key: bytes, host: str | None = None):
+    def __init__(self, engine: sa.Engine, key: bytes, host: str | None = None,
+                 on_commit: Callable[[int], None] | None = None):
+        """on_commit(n) is called after each commit of n records (group-commit metrics)."""
         self._engine = engine
+        self._on_commit = on_commit
         self._insert_sql = driver_sql(engine, INSERT_RECORDS_SQL)
+        self._write_turn = write_turn(engine)
+        self._writer = DriverWriter(engine)
         self._advance_sql = driver_sql(engine, ADVANCE_HEAD_SQL)
         self._key = key
         self._key_id = key_id(key)
@@ -105,9 +160,10 @@ class AuditTrail:
         if not batch:
             return
         try:
-            self._write(batch)
+            with self._write_turn:
+                self._write(batch)
             self._in_doubt = False
-        except sa.exc.SQLAlchemyError as exc:
+        except (sa.exc.SQLAlchemyError, self._writer.errors, OSError) as exc:
             self._in_doubt = True  # a failed commit may still have landed: re-read the head
             log.error("audit write failed: %s", type(exc).__name__)
         for ticket in batch:
@@ -123,14 +179,15 @@ class AuditTrail:
             batch[0].head = self._head = head = self._start_chain(batch[0].record)
             batch = batch[1:]
         if batch:
-            with self._engine.begin() as conn:
-                heads = self._append(conn, head, [t.record for t in batch])
+            heads = self._append(head, [t.record for t in batch])
+            if self._on_commit is not None:
+                self._on_commit(len(batch))
             for ticket, ticket_head in zip(batch, heads, strict=True):
                 ticket.head = ticket_head
             self._head = heads[-1]
 
-    def _append(self, conn: sa.Connection, head: ChainHead,
-                records: list[AuditRecord]) -> list[ChainHead]:
+    def _append(self, head: ChainHead, records: list[AuditRecord]) -> list[ChainHead]:
+        """Link records after head and commit them with the head moved, in one transaction."""
         rows, heads = [], []
         for record in records:
             seq = head.seq + 1
@@ -140,12 +197,10 @@ class AuditTrail:
             rows.append(tuple(fields[name] for name in RECORD_COLUMNS))
             head = ChainHead(head.chain_id, head.pid, seq, record_hash)
             heads.append(head)
-        conn.exec_driver_sql(self._insert_sql, rows)
-        moved = conn.exec_driver_sql(self._advance_sql, (
-            head.seq, head.record_hash,
-            head_mac(self._key, head.chain_id, head.seq, head.record_hash),
-            head.chain_id, heads[0].seq - 1))
-        if moved.rowcount != 1:
+        advance = (head.seq, head.record_hash,
+                   head_mac(self._key, head.chain_id, head.seq, head.record_hash),
+                   head.chain_id, heads[0].seq - 1)
+        if self._writer.run(self._insert_sql, rows, self._advance_sql, advance) != 1:
             raise ChainConflict(f"chain {head.chain_id} moved under this writer")
         return heads
 

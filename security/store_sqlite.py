@@ -21,6 +21,7 @@ from pathlib import Path
 
 from errors import StoreUnavailable
 from security.admission import Admission, AdmissionRequest, spent_counter
+from security.file_lock import WriteTurn
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +50,21 @@ ON CONFLICT (key) DO UPDATE SET
     count = CASE WHEN window_ends > ? THEN count + 1 ELSE 1 END,
     window_ends = CASE WHEN window_ends > ? THEN window_ends ELSE excluded.window_ends END
 RETURNING count"""
-COUNT_HIT = """INSERT INTO failures (key, count, window_ends) VALUES (?, 1, ?)
+# Admission (security.admission) in ONE statement, so the file's write lock is held for a single
+# step inside SQLite and never across a GIL hand-over. The rate counters and the replay claim are
+# windows in `failures`: a claim is a window whose count must be 1 (a live second claim counts 2;
+# an expired one restarts at 1, like the claim in `marks`). Nothing is written when a revocation
+# matches, and the statement then returns no row.
+ADMIT = """INSERT INTO failures (key, count, window_ends)
+SELECT value ->> 0, 1, value ->> 1 FROM json_each(?)
+WHERE NOT EXISTS (SELECT 1 FROM marks
+                  WHERE key IN (SELECT value FROM json_each(?)) AND expires_at > ?)
 ON CONFLICT (key) DO UPDATE SET
     count = CASE WHEN window_ends > ? THEN count + 1 ELSE 1 END,
     window_ends = CASE WHEN window_ends > ? THEN window_ends ELSE excluded.window_ends END
-RETURNING count, window_ends"""
+RETURNING key, count, window_ends"""
+# A claim taken by a request that was then refused for its rate limit is given back.
+RELEASE_CLAIM = "DELETE FROM failures WHERE key = ? AND count = 1"
 FAILURE_STATE = "SELECT count, window_ends FROM failures WHERE key = ? AND window_ends > ?"
 CLEAR_FAILURES = "DELETE FROM failures WHERE key = ?"
 RELEASE_FAILURE = "UPDATE failures SET count = count - 1 WHERE key = ? AND count > 0"
@@ -73,9 +84,9 @@ class SqliteStore:
         self._cleanup_interval = cleanup_interval
         self._clock = clock
         self._local = threading.local()
-        # A worker's threads queue for writes here, where a release wakes the next at once;
-        # contending inside SQLite instead, each waiter sleeps 1, 2, 5, 10... ms between tries.
-        self._write_lock = threading.Lock()
+        # Writers of every thread and process on the machine queue here, where a release wakes
+        # the next at once; contending inside SQLite, each sleeps 1, 2, 5, 10... ms between tries.
+        self._write_turn = WriteTurn(self.path)
         # Every connection opened, with its process id: close() closes this process's, and a
         # parent's, inherited through fork, stays referenced so it is never closed in the child.
         self._connections: list[tuple[int, sqlite3.Connection]] = []
@@ -97,11 +108,14 @@ class SqliteStore:
         """Whether any of keys is revoked and unexpired: one indexed query."""
         if isinstance(keys, str):
             raise TypeError("any_revoked takes a sequence of keys, not one string")
+        with self._connection() as conn:
+            return self._revoked(conn, keys, self._clock())
+
+    @staticmethod
+    def _revoked(conn: sqlite3.Connection, keys: Sequence[str], now: float) -> bool:
         if not keys:
             return False
-        with self._connection() as conn:
-            row = conn.execute(ANY_REVOKED, (json.dumps(list(keys)), self._clock())).fetchone()
-        return row is not None
+        return conn.execute(ANY_REVOKED, (json.dumps(list(keys)), now)).fetchone() is not None
 
     def claim_once(self, key: str, ttl: int) -> bool:
         """Claim key for ttl seconds; False when a live claim (or revocation) already holds it."""
@@ -112,36 +126,27 @@ class SqliteStore:
         return claimed
 
     def admit(self, request: AdmissionRequest) -> Admission:
-        """Revocation, rate counters and replay claim in one write transaction (module doc of
-        security.admission for the order); one trip to the file instead of three."""
+        """Revocation, rate counters and replay claim in one statement (ADMIT)."""
+        counters, claim = request.counters, request.claim_key
+        if not counters and claim is None:  # nothing to count or claim: a read answers
+            return Admission(revoked=self.any_revoked(request.revocation_keys))
         with self._writing() as conn:
             now = self._clock()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                admission = self._admit(conn, request, now)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            rows = [[c.key, now + max(1, c.window)] for c in counters]
+            if claim is not None:
+                rows.append([claim, now + max(1, request.claim_ttl)])
+            found = {key: (count, ends) for key, count, ends in conn.execute(ADMIT, (
+                json.dumps(rows), json.dumps(list(request.revocation_keys)), now, now, now))}
+            if not found:
+                return Admission(revoked=True)
+            spent = spent_counter(counters, [found[c.key][0] for c in counters])
+            if spent is not None:
+                if claim is not None:
+                    conn.execute(RELEASE_CLAIM, (claim,))
+                return Admission(spent=counters[spent],
+                                 retry_after=max(1, math.ceil(found[counters[spent].key][1] - now)))
             self._cleanup(conn, now)
-        return admission
-
-    @staticmethod
-    def _admit(conn: sqlite3.Connection, request: AdmissionRequest, now: float) -> Admission:
-        keys = request.revocation_keys
-        if keys and conn.execute(ANY_REVOKED, (json.dumps(list(keys)), now)).fetchone():
-            return Admission(revoked=True)
-        windows = [conn.execute(COUNT_HIT, (c.key, now + max(1, c.window), now, now)).fetchone()
-                   for c in request.counters]
-        spent = spent_counter(request.counters, [count for count, _ in windows])
-        if spent is not None:
-            return Admission(spent=request.counters[spent],
-                             retry_after=max(1, math.ceil(windows[spent][1] - now)))
-        if request.claim_key is None:
-            return Admission()
-        claimed = conn.execute(CLAIM, (request.claim_key, now + max(1, request.claim_ttl),
-                                       now)).rowcount == 1
-        return Admission(replayed=not claimed)
+        return Admission(replayed=claim is not None and found[claim][0] != 1)
 
     def record_failure(self, key: str, window: int) -> int:
         """Count one failure in the fixed window opened by the first; return the count."""
@@ -195,9 +200,17 @@ class SqliteStore:
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
-        """This thread's connection, holding the process's write turn."""
-        with self._write_lock, self._connection() as conn:
-            yield conn
+        """This thread's connection, holding the machine's write turn for the file."""
+        try:
+            self._write_turn.acquire()
+        except OSError as exc:  # the lock file cannot be opened: the store is not usable
+            log.warning("sqlite store failed: %s: %s", type(exc).__name__, exc)
+            raise StoreUnavailable() from exc
+        try:
+            with self._connection() as conn:
+                yield conn
+        finally:
+            self._write_turn.release()
 
     def _thread_connection(self) -> sqlite3.Connection:
         """Reuse this thread's connection unless it was opened in another process or closed."""
