@@ -22,6 +22,7 @@ from security.keys import PayloadKeyring
 from security.lockout import LoginThrottle
 from security.rbac import Policy
 from security.schema import metadata
+from security.sqlite_writes import NO_AUTO_CHECKPOINT
 from security.store import SharedStore, open_store
 from security.tokens import TokenVerifier
 
@@ -151,4 +152,5 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(NO_AUTO_CHECKPOINT)  # the audit write turn's Checkpointer does it
     cursor.close()

@@ -30,7 +30,7 @@ from security.audit import (
     record_values,
     utc_now,
 )
-from security.file_lock import WriteTurn
+from security.sqlite_writes import WriteTurn
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from errors import StoreUnavailable
 from security.admission import Admission, AdmissionRequest, spent_counter
-from security.file_lock import WriteTurn
+from security.sqlite_writes import NO_AUTO_CHECKPOINT, WriteTurn
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +230,7 @@ class SqliteStore:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             self._enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(NO_AUTO_CHECKPOINT)  # the write turn's Checkpointer does it
             conn.executescript(SCHEMA)
         except sqlite3.Error:
             conn.close()
