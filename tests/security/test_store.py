@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from errors import StoreUnavailable
+from security.admission import AdmissionRequest, RateLimit
 from security.store import RedisStore, SharedStore, SqliteStore, open_store
 
 REDIS_URL = os.environ.get("TORCHGATE_TEST_REDIS_URL", "")
@@ -252,6 +253,9 @@ OPERATIONS = {
     "record_failure": lambda s: s.record_failure("user:alice", 60),
     "failure_state": lambda s: s.failure_state("user:alice"),
     "clear_failures": lambda s: s.clear_failures("user:alice"),
+    "admit": lambda s: s.admit(AdmissionRequest(["jti:1"], "iv:k1:aa", 60,
+                                                RateLimit.parse("p", "5/minute").counters("a"))),
+    "admit (revocation only)": lambda s: s.admit(AdmissionRequest(["jti:1"])),
 }
 
 
