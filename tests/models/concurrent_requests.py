@@ -53,12 +53,13 @@ class Observed:
         self.seen.append(args)
 
 
-def batching_runner(module: nn.Module, max_batch_size: int, max_delay_ms: float,
-                    shape: str = "[-1, 3]", on_batch: Callable[[int, int], None] | None = None,
+def batching_runner(module: nn.Module, max_batch_size: int, max_delay_ms: float, *,
+                    shape: str = "[-1, 3]", dtype: str = "float32",
+                    on_batch: Callable[[int, int], None] | None = None,
                     manifest: str | None = None, device: str = "cpu") -> ModelRunner:
     """A runner whose manifest has [batching], with its batcher built as the registry does."""
     section = f"[batching]\nmax_batch_size = {max_batch_size}\nmax_delay_ms = {max_delay_ms}\n"
-    text = echo_manifest(shape=shape, limits=section) if manifest is None else manifest + section
+    text = echo_manifest(dtype, shape, limits=section) if manifest is None else manifest + section
     runner = make_runner(text, module, device=device)
     return replace(runner, batcher=Batcher(runner.forward, runner.manifest.batching, on_batch))
 

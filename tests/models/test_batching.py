@@ -127,6 +127,19 @@ def test_requests_whose_trailing_shapes_differ_never_share_a_batch():
         assert torch.equal(result, torch.tensor(rows) * 2)
 
 
+@pytest.mark.parametrize(("dtype", "torch_dtype"), [
+    ("int64", torch.int64), ("float64", torch.float64), ("uint8", torch.uint8),
+])
+def test_merged_batches_keep_the_declared_dtype(dtype, torch_dtype):
+    module = Doubler()
+    runner = batching_runner(module, max_batch_size=3, max_delay_ms=PATIENT, dtype=dtype)
+    inputs = [[[i, i + 1, i + 2]] for i in range(3)]
+    results, _ = concurrently([submit(runner, rows) for rows in inputs])
+    assert module.rows() == [3] and module.calls[0].dtype == torch_dtype
+    for rows, result in zip(inputs, results, strict=True):
+        assert result.dtype == torch_dtype and result.tolist() == [[2 * v for v in rows[0]]]
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="torch.cuda.is_available() is False")
 def test_batches_merge_on_cuda_and_match_cpu():
