@@ -51,7 +51,7 @@ class Limits:
 
 @dataclass(frozen=True)
 class Batching:
-    """Dynamic batching settings (parsed now, used by the batcher)."""
+    """Dynamic batching settings, run by models.batcher.Batcher."""
 
     max_batch_size: int
     max_delay_ms: float

@@ -66,7 +66,7 @@ def infer(runner: ModelRunner, payload: Mapping[str, Any]) -> dict[str, Any]:
         if tuple(tensor.shape) != request.shapes[name]:
             raise InvalidInput(f"inputs.{name}: shape {list(request.shapes[name])} does not "
                                f"match the nested data ({list(tensor.shape)})")
-    outputs = runner.forward(batch)
+    outputs = runner.run(batch)
     body: dict[str, Any] = {"model_name": runner.manifest.name, "model_version": runner.version}
     if request.id is not None:
         body["id"] = request.id

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -14,6 +15,7 @@ import torch
 
 from errors import ModelNotFound, ModelUnavailable
 from models.architecture import build_module, load_weights
+from models.batcher import Batcher
 from models.device import CudaProbe, DeviceUnavailable, is_device_setting, resolve_device
 from models.manifest import ManifestError, ModelManifest, TensorSpec, load_manifest
 from models.repository import ModelEntry, default_version, scan_repository
@@ -24,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 REPOSITORY_KEY = "<repository>"
 MAX_REASON = 500
+OnBatch = Callable[[str, str, int, int], None]
+"""on_batch(model, version, rows, requests): once per forward pass of a batching model."""
 
 
 @dataclass(frozen=True)
@@ -53,13 +57,14 @@ class ModelRegistry:
     """The served models; `load_all` once, then `get`/`describe` from any thread."""
 
     def __init__(self, root: Path, keks: Mapping[str, bytes], device_setting: str = "auto",
-                 *, cuda: CudaProbe | None = None):
+                 *, cuda: CudaProbe | None = None, on_batch: OnBatch | None = None):
         if not is_device_setting(device_setting):
             raise ValueError(f"DEVICE must be auto, cpu, cuda or cuda:N, got {device_setting!r}")
         self._root = Path(root)
         self._keks = keks
         self._device_setting = device_setting
         self._cuda = cuda
+        self._on_batch = on_batch
         self._models: Mapping[str, ModelState] = MappingProxyType({})
         self._problem: str | None = None
 
@@ -167,7 +172,10 @@ class ModelRegistry:
                                        device=device)
         runner = ModelRunner(manifest, load_weights(module, state, device), device, version)
         runner.warm_up()
-        return runner
+        if manifest.batching is None:
+            return runner
+        observer = None if self._on_batch is None else partial(self._on_batch, entry.name, version)
+        return replace(runner, batcher=Batcher(runner.forward, manifest.batching, observer))
 
     def _failed(self, entry: ModelEntry, manifest: ModelManifest | None, device: str,
                 reason: str) -> ModelState:

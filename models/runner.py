@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from errors import InvalidInput
+from models.batcher import Batcher
 from models.manifest import ModelManifest, TensorSpec
 from models.outputs import json_list
 
@@ -112,11 +113,16 @@ class ModelRunner:
     module: nn.Module
     device: torch.device
     version: str
+    batcher: Batcher | None = field(default=None, repr=False)
 
     def predict(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """Checked inputs, inference and the reply body for one decrypted request."""
         batch = self.prepare(payload)
-        return self.render(self.forward(batch), named=not isinstance(payload["inputs"], list))
+        return self.render(self.run(batch), named=not isinstance(payload["inputs"], list))
+
+    def run(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One request's `forward`, shared with concurrent requests when the model batches."""
+        return self.forward(batch) if self.batcher is None else self.batcher.submit(batch)
 
     def prepare(self, payload: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """The request's inputs as tensors on this runner's device, or InvalidInput (422)."""
