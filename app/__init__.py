@@ -29,12 +29,13 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,
                                 x_proto=settings.trusted_proxies)
     jwt_manager.init_app(app)
-    gateway = build_gateway(settings)
+    collectors = metrics.create_metrics()
+    gateway = build_gateway(settings, on_batch=collectors.observe_batch)
     app.extensions[EXTENSION] = gateway
 
     errors.init_app(app)
-    metrics.init_app(app)
-    audit.init_app(app)
+    metrics.init_app(app, collectors)
+    audit.init_app(app, on_commit=collectors.observe_audit_commit)
     lifecycle.init_app(app)  # one finishing hook: audit, then log, then metrics
     from app import auth, commands, health, oip, openapi, predict
     for blueprint in (auth.bp, predict.bp, oip.bp, health.bp, openapi.bp):

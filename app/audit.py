@@ -8,6 +8,7 @@ finishing hook (app/lifecycle.py) calls `write` with the request's frozen record
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import Flask, Request, Response, current_app
 
@@ -24,10 +25,11 @@ PROBE_PREFIXES = ("/v2/health/",)
 log = logging.getLogger(__name__)
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, on_commit: Callable[[int], None] | None = None) -> None:
     """Open this app's audit trail (its chain starts with the first record)."""
     gateway: Gateway = app.extensions[GATEWAY]
-    app.extensions[EXTENSION] = AuditTrail(gateway.engine, audit_key(gateway.settings.master_key))
+    app.extensions[EXTENSION] = AuditTrail(gateway.engine, audit_key(gateway.settings.master_key),
+                                           on_commit=on_commit)
 
 
 def audit_trail() -> AuditTrail:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from config import ConfigError, Settings
 from dataplane.call import ModelCall
 from dataplane.payload import JOSE_JSON, PLAIN_JSON, PayloadPolicy
-from models.registry import ModelRegistry
+from models.registry import ModelRegistry, OnBatch
 from security.admission import RateLimit
 from security.identity import Directory
 from security.jwks import JwksError, VerificationKey, load_jwks
@@ -51,14 +51,15 @@ def current_gateway() -> Gateway:
     return current_app.extensions[EXTENSION]
 
 
-def build_gateway(settings: Settings) -> Gateway:
+def build_gateway(settings: Settings, *, on_batch: OnBatch | None = None) -> Gateway:
     # Keys, hashes and the audit trail live here: owner only.
     settings.instance_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     engine = create_database_engine(settings.database_url)
     store = open_store(settings.store_url, settings.sqlite_store_path)
     keyring = PayloadKeyring(engine, settings.master_key, cache_ttl=settings.key_cache_ttl)
     policy = Policy.from_file(settings.roles_file)
-    registry = ModelRegistry(settings.model_repository, settings.model_keys, settings.device)
+    registry = ModelRegistry(settings.model_repository, settings.model_keys, settings.device,
+                             on_batch=on_batch)
     return Gateway(
         settings=settings,
         engine=engine,

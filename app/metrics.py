@@ -28,6 +28,7 @@ from models.registry import ModelRegistry
 
 EXTENSION = "torchgate.metrics"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 AUTH_FAILURE_STATUSES = frozenset({401, 403, 429})
@@ -50,6 +51,8 @@ class Metrics:
     auth_failures: Counter
     model_load_seconds: Gauge
     model_ready: Gauge
+    batch_size: Histogram
+    audit_commit_records: Histogram
     published_in: set[int] = field(default_factory=set)  # pids whose model gauges are written
 
     @classmethod
@@ -76,7 +79,22 @@ class Metrics:
                               "1 when a model version is served (by every live worker), else 0.",
                               ["model", "version"], registry=registry,
                               multiprocess_mode="livemin"),
+            batch_size=Histogram("torchgate_batch_size",
+                                 "Rows per forward pass of a model with [batching].",
+                                 ["model", "version"], buckets=BATCH_BUCKETS, registry=registry),
+            audit_commit_records=Histogram(
+                "torchgate_audit_commit_records",
+                "Audit records written per database commit (group commit).",
+                buckets=BATCH_BUCKETS, registry=registry),
         )
+
+    def observe_batch(self, model: str, version: str, rows: int, _requests: int) -> None:
+        """models.registry's on_batch: runs in whichever request thread led the batch."""
+        self.batch_size.labels(model, version).observe(rows)
+
+    def observe_audit_commit(self, records: int) -> None:
+        """security.audit_trail's on_commit."""
+        self.audit_commit_records.observe(records)
 
     def publish_models(self, models: ModelRegistry) -> None:
         """Write this process's view of every model version into the model gauges."""
@@ -98,10 +116,14 @@ class Metrics:
         return encode(registry), content_type
 
 
-def init_app(app: Flask) -> None:
-    """Collectors for this app and the /metrics route; app/lifecycle.py calls the hooks."""
-    registry = None if os.environ.get(MULTIPROC_ENV) else CollectorRegistry()
-    app.extensions[EXTENSION] = Metrics.create(registry)
+def create_metrics() -> Metrics:
+    """This app's collectors (before the gateway, whose registry and audit trail report here)."""
+    return Metrics.create(None if os.environ.get(MULTIPROC_ENV) else CollectorRegistry())
+
+
+def init_app(app: Flask, metrics: Metrics) -> None:
+    """Keep the collectors, add the /metrics route; app/lifecycle.py calls the hooks."""
+    app.extensions[EXTENSION] = metrics
     app.register_blueprint(bp)
 
 

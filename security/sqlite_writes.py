@@ -23,6 +23,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from pathlib import Path
 from types import TracebackType
 
@@ -41,6 +42,7 @@ class WriteTurn:
         self._thread_lock = threading.Lock()  # threads of this process queue here first
         self._fd: int | None = None
         self._pid = 0
+        _forget_in_child(self)
 
     def acquire(self) -> None:
         """Wait for the turn; OSError when the lock file cannot be opened."""
@@ -73,6 +75,20 @@ class WriteTurn:
             self._pid = os.getpid()
             Checkpointer(self.database).start()
         return self._fd
+
+
+def _forget_in_child(turn: WriteTurn) -> None:
+    """A forked child starts with its own thread lock (the parent's may be held by a thread
+    that does not exist in the child) and opens its own descriptor on first use. Held weakly."""
+    ref = weakref.ref(turn)
+
+    def reset() -> None:
+        child = ref()
+        if child is not None:
+            child._thread_lock = threading.Lock()
+            child._pid = 0  # never unlock through the parent's descriptor: that frees its lock
+
+    os.register_at_fork(after_in_child=reset)
 
 
 class Checkpointer:

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-from limits import parse
-from limits.strategies import FixedWindowRateLimiter
 
 from app import create_app
 from config import ConfigError
-from security.limits_storage import SharedStoreStorage
-from security.store import open_store
 from tests.conftest import SEALED, Auth, Sealer, env_url
 
 ROWS = {"inputs": [[0.1, 0.2, 0.3, 0.4]]}
@@ -137,52 +130,3 @@ def test_an_unreachable_limit_store_falls_back_to_per_worker_limits(overrides, c
     assert [token_request(client).status_code for _ in range(2)] == [400, 400]
     assert_rate_limited(token_request(client), 60)
     assert "falling back to in-memory storage" in caplog.text
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def storage(request, tmp_path) -> SharedStoreStorage:
-    store = open_store(store_url(request.param), tmp_path / "limits.sqlite3",
-                       namespace=f"test:{uuid.uuid4().hex}")
-    return SharedStoreStorage("torchgate://", store=store)
-
-
-def test_storage_counts_a_fixed_window(storage):
-    limiter, item = FixedWindowRateLimiter(storage), parse("2/minute")
-    assert [limiter.hit(item, "k") for _ in range(3)] == [True, True, False]
-    reset_at, remaining = limiter.get_window_stats(item, "k")
-    assert remaining == 0
-    assert time.time() + 55 <= reset_at <= time.time() + 61
-
-
-def test_storage_forgets_a_cleared_key(storage):
-    assert storage.incr("k", 60, amount=2) == 2
-    storage.clear("k")
-    assert (storage.get("k"), storage.check()) == (0, True)
-
-
-def test_storage_reports_an_unreachable_backend(tmp_path):
-    down = SharedStoreStorage(store=open_store("redis://127.0.0.1:1/0", tmp_path / "x"))
-    assert down.check() is False
-
-
-HITS = """
-import sys
-from pathlib import Path
-from limits import parse
-from limits.strategies import FixedWindowRateLimiter
-from security.limits_storage import SharedStoreStorage
-from security.store import open_store
-storage = SharedStoreStorage(store=open_store("sqlite", Path(sys.argv[1])))
-limiter, item = FixedWindowRateLimiter(storage), parse("1000/hour")
-print(sum(limiter.hit(item, "shared") for _ in range(int(sys.argv[2]))))
-"""
-
-
-def test_processes_on_one_machine_count_into_one_sqlite_window(tmp_path):
-    path = tmp_path / "ratelimit.sqlite3"
-    workers = [subprocess.Popen([sys.executable, "-c", HITS, str(path), "150"], cwd=REPO,
-                                stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    accepted = [int(w.communicate(timeout=60)[0]) for w in workers]
-    assert accepted == [150, 150]
-    storage = SharedStoreStorage(store=open_store("sqlite", path))
-    assert storage.get(parse("1000/hour").key_for("shared")) == 300

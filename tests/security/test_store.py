@@ -3,92 +3,27 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 import sqlite3
 import threading
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import redis
 
 from errors import StoreUnavailable
 from security.admission import AdmissionRequest, RateLimit
 from security.store import RedisStore, SharedStore, SqliteStore, open_store
-
-REDIS_URL = os.environ.get("TORCHGATE_TEST_REDIS_URL", "")
-needs_redis = pytest.mark.skipif(
-    not REDIS_URL,
-    reason="Redis backend not tested: set TORCHGATE_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/15)")
-BACKENDS = ["sqlite", pytest.param("redis", marks=needs_redis)]
-UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
-UNWRITABLE_SQLITE = Path("/proc/torchgate-no-such-dir/store.sqlite3")
-
-
-class FakeClock:
-    """A settable wall clock for SqliteStore, so expiry tests need not sleep."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@dataclass
-class Backend:
-    """Opens stores on one shared state (as separate workers would) and lets time pass."""
-
-    opener: Callable[[], SharedStore]
-    advance: Callable[[float], None]
-    opened: list[SharedStore] = field(default_factory=list)
-
-    def open(self) -> SharedStore:
-        store = self.opener()
-        self.opened.append(store)
-        return store
-
-
-def _sqlite_backend(path: Path) -> Backend:
-    clock = FakeClock()
-    return Backend(lambda: SqliteStore(path, clock=clock), clock.advance)
-
-
-def _delete_namespace(namespace: str) -> None:
-    """Remove every key a Redis test left behind."""
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{namespace}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    """Each test gets its own SQLite file or its own Redis namespace."""
-    namespace = f"torchgate-test-{uuid.uuid4().hex}"
-    if request.param == "sqlite":
-        chosen = _sqlite_backend(tmp_path / "store.sqlite3")
-    else:
-        chosen = Backend(lambda: RedisStore(REDIS_URL, namespace), time.sleep)
-    yield chosen
-    for store in chosen.opened:
-        store.close()
-    if request.param == "redis":
-        _delete_namespace(namespace)
-
-
-@pytest.fixture
-def store(backend: Backend) -> SharedStore:
-    return backend.open()
+from tests.security.store_backends import (
+    REDIS_URL,
+    UNREACHABLE_REDIS,
+    UNWRITABLE_SQLITE,
+    Backend,
+    delete_namespace,
+    needs_redis,
+    sqlite_backend,
+)
 
 
 @pytest.mark.parametrize(("url", "kind"), [
@@ -240,7 +175,7 @@ def test_redis_namespaces_do_not_see_each_other() -> None:
     first, second = (RedisStore(REDIS_URL, f"torchgate-test-{uuid.uuid4().hex}") for _ in "ab")
     first.revoke("jti:1", 60)
     assert second.any_revoked(["jti:1"]) is False
-    _delete_namespace(first.namespace)
+    delete_namespace(first.namespace)
 
 
 UNREACHABLE = {"sqlite": lambda: SqliteStore(UNWRITABLE_SQLITE),
@@ -305,7 +240,7 @@ def test_sqlite_reads_are_not_blocked_by_a_writer(tmp_path: Path) -> None:
 
 
 def test_sqlite_deletes_expired_rows(tmp_path: Path) -> None:
-    backend = _sqlite_backend(tmp_path / "store.sqlite3")
+    backend = sqlite_backend(tmp_path / "store.sqlite3")
     store = backend.open()
     for i in range(50):
         store.revoke(f"jti:{i}", 1)
