@@ -86,22 +86,30 @@ def load_settings(overrides: Mapping[str, Any] | None = None,
                   environ: Mapping[str, str] | None = None) -> Settings:
     """Read, merge and validate every layer; raise ConfigError naming the first bad setting."""
     environ = os.environ if environ is None else environ
+    overriding = _normalise_layer(dict(overrides or {}), "override")
     raw: dict[str, Any] = {}
-    raw.update(_read_toml(_config_path(environ)))
+    raw.update(_read_toml(_config_path(environ, overriding)))
     raw.update(_read_environment(environ))
-    raw.update(_normalise_layer(dict(overrides or {}), "override"))
+    raw.update(overriding)
     settings = _build(raw)
     return _with_secrets(settings)
 
 
-def _config_path(environ: Mapping[str, str]) -> Path | None:
+def _config_path(environ: Mapping[str, str], overriding: Mapping[str, Any]) -> Path | None:
+    """The TOML file named by CONFIG, else <INSTANCE_DIR>/torchgate.toml when it exists.
+
+    The instance dir of the overrides wins over the environment's, so an app built with an
+    instance dir of its own never reads the working directory's instance/torchgate.toml.
+    """
     named = environ.get(ENV_PREFIX + "CONFIG")
     if named:
         path = Path(named)
         if not path.is_file():
             raise ConfigError("CONFIG", f"no such file: {path}")
         return path
-    default = Path(environ.get(ENV_PREFIX + "INSTANCE_DIR", "instance")) / "torchgate.toml"
+    instance = overriding.get("INSTANCE_DIR") or environ.get(ENV_PREFIX + "INSTANCE_DIR",
+                                                             "instance")
+    default = Path(instance) / "torchgate.toml"
     return default if default.is_file() else None
 
 
