@@ -54,14 +54,14 @@ def token():
 
 @bp.post("/revoke")
 def revoke():
-    identity = authenticate()
-    value = _form_params(InvalidRequest).get("token")
+    caller, params = _revoking_caller()
+    value = params.get("token")
     if not value:  # outside /auth/token every error is problem+json (CONTRACT §6)
         raise InvalidRequest("The token parameter is required.")
     gateway = current_gateway()
     claims = gateway.verifier.read_for_revocation(value)
     allowed = claims is not None and (
-        claims["sub"] == identity.subject or gateway.policy.allows(identity.roles, "tokens:revoke"))
+        claims["sub"] == caller.subject or gateway.policy.allows(caller.roles, "tokens:revoke"))
     if allowed:
         ttl = mark_lifetime(claims, time.time())
         gateway.store.revoke(f"jti:{claims['jti']}", ttl)
@@ -70,6 +70,20 @@ def revoke():
             gateway.store.revoke(f"fam:{claims['fam']}",
                                  settings.jwt_refresh_ttl + settings.jwt_access_ttl)
     return _no_store(Response(status=200))
+
+
+def _revoking_caller() -> tuple[Principal, dict[str, str]]:
+    """Who revokes: the bearer token's subject or, as RFC 7009 clients do, a client
+    authenticated by its credentials (HTTP Basic, or client_id/client_secret in the body)."""
+    scheme = request.headers.get("Authorization", "").partition(" ")[0].lower()
+    if scheme and scheme != "basic":
+        identity = authenticate()
+        return Principal(identity.subject, identity.roles), _form_params(InvalidRequest)
+    params = _form_params(InvalidRequest)
+    if scheme == "basic" or params.get("client_id"):
+        return _authenticated_client(params), params
+    identity = authenticate()  # no credentials at all: 401 with the Bearer challenge
+    return Principal(identity.subject, identity.roles), params
 
 
 @bp.get("/whoami")
@@ -92,6 +106,11 @@ def _password_grant(params: Mapping[str, str]) -> dict:
 
 
 def _client_credentials_grant(params: Mapping[str, str]) -> dict:
+    return _issue(_authenticated_client(params), family=None)
+
+
+def _authenticated_client(params: Mapping[str, str]) -> Principal:
+    """The client of the request's credentials (throttled like passwords); else invalid_client."""
     client_id, secret, used_basic = _client_credentials(params)
     gateway = current_gateway()
     principal = gateway.throttle.attempt(
@@ -100,7 +119,7 @@ def _client_credentials_grant(params: Mapping[str, str]) -> dict:
     if principal is None:
         headers = {"WWW-Authenticate": 'Basic realm="torchgate"'} if used_basic else None
         raise OAuthError("invalid_client", "Client authentication failed.", 401, headers)
-    return _issue(principal, family=None)
+    return principal
 
 
 def _refresh_token_grant(params: Mapping[str, str]) -> dict:
