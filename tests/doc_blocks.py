@@ -6,9 +6,11 @@ A block is preceded by `<!-- snippet: NAME -->` (a test runs it as written) or
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.DOTALL | re.MULTILINE)
@@ -45,3 +47,11 @@ def blocks(path: Path) -> list[Block]:
 def snippets(path: Path) -> dict[str, Block]:
     """name -> block of every block a test runs."""
     return {b.label: b for b in blocks(path) if b.marker == "snippet"}
+
+
+def load_script(name: str) -> ModuleType:
+    """scripts/<name>.py as a module (scripts/ is not a package), e.g. a docs renderer."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
