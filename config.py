@@ -95,6 +95,8 @@ class Settings:
                                        "notation; empty: off)")
     rate_limit_token: str = _setting("60/minute", "POST /auth/token calls per client address")
     log_level: str = _setting("INFO", "`DEBUG`, `INFO`, `WARNING`, `ERROR`")
+    log_format: str = _setting("json", "`json` (one JSON object per line, for log shippers) or "
+                               "`text` (one readable line, for a terminal in development)")
     # Reverse proxies in front whose X-Forwarded-For/-Proto are believed (0: none, the default);
     # behind nginx set 1, else every caller shares the proxy's address (and its lockout).
     trusted_proxies: int = _setting(0, "reverse proxies in front whose X-Forwarded-For/-Proto "
@@ -287,6 +289,8 @@ def _check_choices(s: Settings) -> None:
         raise ConfigError("ENV", f"must be one of {', '.join(ENVIRONMENTS)}")
     if s.jwt_algorithm not in JWT_ALGORITHMS:
         raise ConfigError("JWT_ALGORITHM", f"must be one of {', '.join(JWT_ALGORITHMS)}")
+    if s.log_format not in ("json", "text"):
+        raise ConfigError("LOG_FORMAT", "must be 'json' or 'text'")
     if s.payload_encryption not in ("required", "optional"):
         raise ConfigError("PAYLOAD_ENCRYPTION", "must be 'required' or 'optional'")
     if not (s.store_url == "sqlite" or s.store_url.startswith(("redis://", "rediss://"))):

@@ -11,7 +11,7 @@ from flask import Flask
 from flask_jwt_extended import JWTManager
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import audit, errors, metrics, ratelimit, requestlog
+from app import audit, errors, metrics, ratelimit, requestlog, startup
 from app.gateway import EXTENSION, build_gateway
 from config import Settings, load_settings
 
@@ -21,7 +21,7 @@ jwt_manager = JWTManager()
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the gateway; raises config.ConfigError (one line) on a missing or weak secret."""
     settings = load_settings(overrides)
-    requestlog.configure_logging(settings.log_level)
+    requestlog.configure_logging(settings.log_level, settings.log_format)
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
     app.config.update(DEBUG=False, MAX_CONTENT_LENGTH=settings.max_body_bytes,
                       **jwt_issuing_config(settings))
@@ -44,6 +44,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     if not _inside_cli_command():
         gateway.registry.load_all()
+        startup.log_startup(gateway)
     return app
 
 

@@ -127,6 +127,13 @@ class ModelRegistry:
         return {f"{name}/{version}": seconds for name, state in self._models.items()
                 for version, seconds in state.load_seconds.items()}
 
+    # --- what start-up reports (app/startup.py) ---
+
+    def loaded_versions(self) -> list[tuple[str, str, str]]:
+        """(name, version, device) of every version that serves, in name and version order."""
+        return [(name, version, state.device) for name, state in sorted(self._models.items())
+                for version in sorted(state.runners, key=int)]
+
     def _load_model(self, entry: ModelEntry) -> ModelState:
         try:
             manifest = load_manifest(entry.manifest_path, entry.name)
