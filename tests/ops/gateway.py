@@ -89,8 +89,10 @@ class GatewayProcess:
 
 def launch(root: Path, settings: Settings, *, keys: Secrets | None = None,
            identities: Identities | None = None, workers: int = 2,
-           server_env: dict[str, str] | None = None) -> GatewayProcess:
-    """Prepare an instance under root and start gunicorn on it; raises with the log on failure."""
+           server_env: dict[str, str] | None = None,
+           command: list[str] | None = None) -> GatewayProcess:
+    """Prepare an instance under root and start gunicorn on it (or `command`, e.g. `torchgate
+    serve`); raises with the log on failure."""
     keys = keys or Secrets()
     toml, env = write_instance(root, keys, settings)
     identities = identities or create_identities(keys, toml)
@@ -99,7 +101,7 @@ def launch(root: Path, settings: Settings, *, keys: Secrets | None = None,
                TORCHGATE_THREADS="2", TORCHGATE_GRACEFUL_TIMEOUT="15", **(server_env or {}))
     log_path = root / "gunicorn.stderr"
     with log_path.open("wb") as log:
-        master = subprocess.Popen([str(GUNICORN), "-c", "gunicorn.conf.py", "wsgi:app"],
+        master = subprocess.Popen(command or [str(GUNICORN), "-c", "gunicorn.conf.py", "wsgi:app"],
                                   cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                   stderr=log, start_new_session=True)
     gateway = GatewayProcess(f"http://127.0.0.1:{port}", master, root, env, keys, identities,
