@@ -140,10 +140,10 @@ def _refresh_token_grant(params: Mapping[str, str]) -> dict:
             gateway.store.revoke(f"fam:{family}",
                                  settings.jwt_refresh_ttl + settings.jwt_access_ttl)
         raise OAuthError("invalid_grant", "The refresh token is not valid.")
-    roles = gateway.directory.current_roles(claims["sub"])
-    if roles is None:
+    principal = gateway.directory.current_principal(claims["sub"])
+    if principal is None:  # deleted or disabled since
         raise OAuthError("invalid_grant", "The refresh token is not valid.")
-    return _issue(Principal(claims["sub"], roles), family=family)
+    return _issue(principal, family=family)
 
 
 GRANTS: dict[str, Callable[[Mapping[str, str]], dict]] = {
@@ -154,7 +154,7 @@ GRANTS: dict[str, Callable[[Mapping[str, str]], dict]] = {
 
 
 def _issue(principal: Principal, family: str | None) -> dict:
-    claims: dict = {"roles": list(principal.roles)}
+    claims: dict = {"roles": list(principal.roles), "gen": principal.generation}
     if family:
         claims["fam"] = family
     body = {

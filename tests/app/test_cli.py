@@ -39,7 +39,8 @@ def test_clients_create_prints_the_secret_once(cli, client):
 
 
 def test_keys_issue_list_revoke(cli):
-    issued = run_json(cli, ["keys", "issue", "--subject", "carol", "--ttl-days", "3"])
+    issued = run_json(cli, ["keys", "issue", "--subject", "carol", "--ttl-days", "3",
+                            "--external"])
     assert set(issued) == {"kid", "key", "subject", "expires_at"}
     listed = run_json(cli, ["keys", "list"])["keys"]
     assert [k["kid"] for k in listed] == [issued["kid"]]

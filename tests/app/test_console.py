@@ -47,7 +47,9 @@ def test_every_command_has_help(path):
 
 
 @pytest.mark.parametrize("command", [
-    "users create", "clients create", "keys issue", "keys list", "keys revoke",
+    "users create", "users list", "users disable", "users enable", "users delete",
+    "users set-password", "clients list", "clients rotate-secret", "clients delete",
+    "clients create", "keys issue", "keys list", "keys revoke",
     "model seal", "model inspect", "model rewrap", "audit verify", "demo init", "serve",
     "secrets generate"])
 def test_every_documented_command_exists(command):
