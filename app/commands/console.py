@@ -51,8 +51,9 @@ def serve(bind: str | None, workers: int | None, gunicorn_args: tuple[str, ...])
     if workers:
         os.environ["TORCHGATE_WORKERS"] = str(workers)
     root = project_root()
+    # No --chdir: relative settings (instance/, model_repository/) mean the caller's directory.
     command = [sys.executable, "-m", "gunicorn", "-c", str(root / "gunicorn.conf.py"),
-               "--chdir", str(root), *gunicorn_args, "wsgi:app"]
+               *gunicorn_args, "wsgi:app"]
     os.execv(sys.executable, command)  # noqa: S606 (our own interpreter, fixed arguments)
 
 

@@ -10,6 +10,7 @@ from flask.cli import with_appcontext
 
 from app.commands import emit, fail, say
 from app.gateway import current_gateway
+from models.convert import ConversionError, convert_to_safetensors, torch_save_kind
 from models.weights import WeightsError, validate_safetensors
 from security.sealed import SealedFileError, read_header, rewrap_file, seal_file
 
@@ -31,6 +32,13 @@ def choose_kek(kek_id: str | None) -> tuple[str, bytes]:
 
 def check_safetensors(path: Path) -> None:
     """Refuse anything but safetensors (pickle-based torch files above all) before sealing."""
+    with path.open("rb") as handle:
+        kind = torch_save_kind(handle.read(4))
+    if kind is not None:
+        what = "a zip archive holding a pickle" if kind == "zip" else "a pickle"
+        fail(f"{path} is a torch.save file ({what}), not safetensors: convert it first with "
+             f"`torchgate model convert {path} {path.with_suffix('.safetensors')}` "
+             "(docs/models.md)")
     with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
         try:
             validate_safetensors(memoryview(m))
@@ -41,11 +49,12 @@ def check_safetensors(path: Path) -> None:
 @model_group.command("seal")
 @click.argument("src", type=existing_file)
 @click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--model", "model_name", required=True)
-@click.option("--version", required=True)
-@click.option("--kek-id", default=None)
+@click.option("--model", "model_name", required=True, help="The model's name (its directory).")
+@click.option("--version", required=True, help="The version directory: 1, 2, ...")
+@click.option("--kek-id", default=None, help="A MODEL_KEYS id; the only one when omitted.")
 @with_appcontext
 def seal(src: Path, dest: Path, model_name: str, version: str, kek_id: str | None) -> None:
+    """Seal a safetensors file for one model version (refuses pickles)."""
     if not version.isdigit():
         fail("--version must be a whole number (version directories are named 1, 2, ...)")
     if src.stat().st_size == 0:
@@ -61,9 +70,23 @@ def seal(src: Path, dest: Path, model_name: str, version: str, kek_id: str | Non
     emit(header.describe())
 
 
+@model_group.command("convert")
+@click.argument("src", type=existing_file)
+@click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
+def convert(src: Path, dest: Path) -> None:
+    """Convert a torch.save state dict (.pt, .pth, .bin) to safetensors, reading tensors only."""
+    try:
+        names = convert_to_safetensors(src, dest)
+    except ConversionError as exc:
+        fail(str(exc))
+    say(f"converted {src} -> {dest} ({len(names)} tensors); seal {dest} next")
+    emit({"source": str(src), "safetensors": str(dest), "tensors": names})
+
+
 @model_group.command("inspect")
 @click.argument("file", type=existing_file)
 def inspect(file: Path) -> None:
+    """Print a sealed file's header as JSON (no secrets)."""
     try:
         emit(read_header(file).describe())
     except SealedFileError as exc:
@@ -75,6 +98,7 @@ def inspect(file: Path) -> None:
 @click.option("--kek-id", required=True)
 @with_appcontext
 def rewrap(file: Path, kek_id: str) -> None:
+    """Rewrap a sealed file's data key under another KEK; the body stays as it is."""
     choose_kek(kek_id)
     try:
         header = rewrap_file(file, current_gateway().settings.model_keys, kek_id)
