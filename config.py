@@ -95,6 +95,8 @@ class Settings:
                                        "notation; empty: off)")
     rate_limit_token: str = _setting("60/minute", "POST /auth/token calls per client address")
     log_level: str = _setting("INFO", "`DEBUG`, `INFO`, `WARNING`, `ERROR`")
+    docs: str = _setting("auto", "interactive API documentation at /docs: `auto` (on in "
+                         "development and testing, off in production), `on` or `off`")
     log_format: str = _setting("json", "`json` (one JSON object per line, for log shippers) or "
                                "`text` (one readable line, for a terminal in development)")
     # Reverse proxies in front whose X-Forwarded-For/-Proto are believed (0: none, the default);
@@ -105,6 +107,10 @@ class Settings:
     @property
     def debug(self) -> bool:
         return False  # never: not even in development (werkzeug's debugger runs code)
+
+    @property
+    def docs_enabled(self) -> bool:
+        return self.docs == "on" or (self.docs == "auto" and self.env != "production")
 
     @property
     def sqlite_store_path(self) -> Path:
@@ -289,6 +295,8 @@ def _check_choices(s: Settings) -> None:
         raise ConfigError("ENV", f"must be one of {', '.join(ENVIRONMENTS)}")
     if s.jwt_algorithm not in JWT_ALGORITHMS:
         raise ConfigError("JWT_ALGORITHM", f"must be one of {', '.join(JWT_ALGORITHMS)}")
+    if s.docs not in ("auto", "on", "off"):
+        raise ConfigError("DOCS", "must be 'auto', 'on' or 'off'")
     if s.log_format not in ("json", "text"):
         raise ConfigError("LOG_FORMAT", "must be 'json' or 'text'")
     if s.payload_encryption not in ("required", "optional"):

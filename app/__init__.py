@@ -37,9 +37,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     requestlog.init_app(app)
     audit.init_app(app)  # after requestlog: runs before it, may turn the answer into a 503
     ratelimit.init_app(app)
-    from app import auth, commands, health, oip, openapi, predict
+    from app import apidocs, auth, commands, health, oip, openapi, predict
     for blueprint in (auth.bp, predict.bp, oip.bp, health.bp, openapi.bp):
         app.register_blueprint(blueprint)
+    apidocs.init_app(app, settings.docs_enabled)
     commands.init_app(app)
 
     if not _inside_cli_command():

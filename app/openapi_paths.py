@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.apidocs import ASSETS as DOCS_ASSETS
 from app.openapi_responses import (
     BEARER,
     JSON,
@@ -166,3 +167,25 @@ def operations_paths() -> dict[str, Any]:
         "/openapi.json": {"get": operation("openapi", "operations", "This document", {
             "200": body("OpenAPI 3.1.", {"type": "object"}), **problems(500)})},
     }
+
+
+def _page(operation_id: str, summary: str, media_type: str) -> dict[str, Any]:
+    return operation(operation_id, "operations", summary, {
+        "200": body(summary + ".", {"type": "string"}, media_type=media_type), **problems(500)})
+
+
+def docs_paths() -> dict[str, Any]:
+    """/docs: Swagger UI, served from a package (DOCS setting: off in production by default)."""
+    asset = operation("docsAsset", "operations", "A Swagger UI file", {
+        "200": {"description": "The file (CSS, JavaScript or an icon).",
+                "headers": {"X-Request-ID": header("X-Request-ID")},
+                "content": {"text/css": {"schema": {"type": "string"}},
+                            "text/javascript": {"schema": {"type": "string"}},
+                            "image/png": {"schema": {"type": "string"}}}},
+        **problems(404, 500)},
+        parameters=[{**path_parameter("name", "One of the Swagger UI files the page uses."),
+                     "schema": {"type": "string", "enum": sorted(DOCS_ASSETS)}}])
+    return {"/docs": {"get": _page("docs", "Interactive API documentation", "text/html")},
+            "/docs/init.js": {"get": _page("docsInitializer", "The page's script",
+                                           "text/javascript")},
+            "/docs/static/{name}": {"get": asset}}
