@@ -89,6 +89,9 @@ class Settings:
     login_max_failures: int = _setting(5, "failed logins per username and per address before "
                                        "429")
     login_window: int = _setting(900, "seconds failed logins are counted")
+    model_sync_interval: int = _setting(2, "seconds between a worker's checks for model loads, "
+                                        "unloads and reloads made on another worker or node "
+                                        "(0: on every request)")
     key_cache_ttl: int = _setting(10, "seconds a worker caches a payload key (a revocation "
                                   "takes effect within this)")
     rate_limit_predict: str = _setting("6000/minute", "model calls per subject (`limits` "

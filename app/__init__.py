@@ -11,7 +11,8 @@ from flask import Flask
 from flask_jwt_extended import JWTManager
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import audit, errors, metrics, ratelimit, requestlog, startup
+# At module level, management's table (models.admin) is in the schema before build_gateway.
+from app import audit, errors, management, metrics, ratelimit, requestlog, startup
 from app.gateway import EXTENSION, build_gateway
 from config import Settings, load_settings
 
@@ -40,11 +41,13 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from app import apidocs, auth, commands, health, oip, openapi, predict
     for blueprint in (auth.bp, predict.bp, oip.bp, health.bp, openapi.bp):
         app.register_blueprint(blueprint)
+    management.init_app(app, gateway)
     apidocs.init_app(app, settings.docs_enabled)
     commands.init_app(app)
 
     if not _inside_cli_command():
         gateway.registry.load_all()
+        management.model_admin_of(app).catch_up_at_start()
         startup.log_startup(gateway)
     return app
 

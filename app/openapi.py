@@ -8,6 +8,8 @@ from flask import Blueprint
 
 from app import openapi_schemas as schemas
 from app.gateway import current_gateway
+from app.openapi_management import TAG as MANAGEMENT_TAG
+from app.openapi_management import management_paths, management_schemas
 from app.openapi_oip import oip_paths, oip_responses, oip_schemas
 from app.openapi_paths import (
     auth_paths,
@@ -45,6 +47,7 @@ TAGS = [
     {"name": "predict", "description": "Sealed model calls."},
     {"name": "oip", "description": "Open Inference Protocol v2 REST (KServe, Triton)."},
     {"name": "operations", "description": "Probes, metrics and this document; no auth."},
+    MANAGEMENT_TAG,
 ]
 
 SECURITY_SCHEMES = {
@@ -60,7 +63,7 @@ def component_schemas() -> dict[str, Any]:
     """components.schemas: every body, request and reply."""
     return {"Problem": problem_schema(), **schemas.auth_schemas(), **schemas.model_schemas(),
             **schemas.envelope_schemas(), **schemas.predict_schemas(),
-            **schemas.health_schemas(), **oip_schemas()}
+            **schemas.health_schemas(), **oip_schemas(), **management_schemas()}
 
 
 def build_document(docs_ui: bool = True) -> dict[str, Any]:
@@ -70,7 +73,8 @@ def build_document(docs_ui: bool = True) -> dict[str, Any]:
         "info": {"title": "torchgate", "version": API_VERSION, "description": DESCRIPTION},
         "tags": TAGS,
         "paths": {**auth_paths(), **model_paths(), **predict_paths(), **oip_paths(),
-                  **operations_paths(), **(docs_paths() if docs_ui else {})},
+                  **management_paths(), **operations_paths(),
+                  **(docs_paths() if docs_ui else {})},
         "components": {"schemas": component_schemas(),
                        "responses": {**problem_responses(), **oip_responses()},
                        "headers": headers(), "securitySchemes": SECURITY_SCHEMES},

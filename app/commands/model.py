@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import mmap
+import uuid
 from pathlib import Path
 
 import click
@@ -10,11 +12,13 @@ from flask.cli import with_appcontext
 
 from app.commands import emit, fail, say
 from app.gateway import current_gateway
+from errors import GatewayError
 from models.convert import ConversionError, convert_to_safetensors, torch_save_kind
 from models.weights import WeightsError, validate_safetensors
 from security.sealed import SealedFileError, read_header, rewrap_file, seal_file
 
-model_group = click.Group("model", help="Seal, inspect and rewrap model weight files.")
+model_group = click.Group("model", help="Seal, inspect and rewrap weight files; load, unload "
+                                        "and reload models on the running gateway.")
 existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
@@ -106,3 +110,55 @@ def rewrap(file: Path, kek_id: str) -> None:
         fail(str(exc))
     say(f"rewrapped {file} under {kek_id}")
     emit(header.describe())
+
+
+def _record_change(action: str, name: str | None = None, version: str | None = None) -> None:
+    """Record a model change for every worker and node, audited like a request."""
+    from app.audit import audit_trail
+    from app.management import model_admin
+    from security.audit import AuditRecord, utc_now
+
+    subject = f"cli:{getpass.getuser()}"
+    command = model_admin().record(action, name, version, subject)
+    audit_trail().append(AuditRecord(
+        time=utc_now(), request_id=f"cli-{uuid.uuid4().hex}", subject=subject,
+        action=f"cli.model.{action}", model=name, version=version, decision="allow",
+        status=0, latency_us=None, body_sha256=None))
+    seconds = current_gateway().settings.model_sync_interval
+    say(f"recorded; every worker and node applies it within {seconds} s of its next request")
+    emit(command.to_json())
+
+
+@model_group.command("load")
+@click.argument("name")
+@click.argument("version")
+@with_appcontext
+def load(name: str, version: str) -> None:
+    """Load (or load again) NAME's VERSION from the repository on the running gateway.
+
+    It is loaded here first (decrypted, built, smoke-tested), so a version that cannot serve is
+    refused before any worker tries it."""
+    try:
+        current_gateway().registry.load_version(name, version)
+    except GatewayError as exc:
+        fail(exc.detail)
+    _record_change("load", name, version)
+
+
+@model_group.command("unload")
+@click.argument("name")
+@click.argument("version")
+@with_appcontext
+def unload(name: str, version: str) -> None:
+    """Stop serving NAME's VERSION on the running gateway (requests in flight finish)."""
+    directory = current_gateway().settings.model_repository / name / version
+    if not directory.is_dir():
+        fail(f"no version {version!r} of model {name!r} in the repository")
+    _record_change("unload", name, version)
+
+
+@model_group.command("reload")
+@with_appcontext
+def reload() -> None:
+    """Scan and load the whole repository again on the running gateway."""
+    _record_change("reload")

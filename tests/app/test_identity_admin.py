@@ -22,15 +22,22 @@ def run(app: Flask, *args: str, input: str | None = None, code: int = 0) -> dict
     return json.loads(result.stdout) if code == 0 else {"error": result.stderr}
 
 
+# The refused logins here count against the caller's address in the shared store, which outlives
+# the test (Redis): they come from an address of their own, so no other test is locked out.
+ADDRESS = {"REMOTE_ADDR": "192.0.2.9"}
+
+
 def login(app: Flask, username: str, password: str = PASSWORD):
     return app.test_client().post("/auth/token", data={
-        "grant_type": "password", "username": username, "password": password})
+        "grant_type": "password", "username": username, "password": password},
+        environ_base=ADDRESS)
 
 
 def client_login(app: Flask, client_id: str, secret: str):
     basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
     return app.test_client().post("/auth/token", data={"grant_type": "client_credentials"},
-                                  headers={"Authorization": f"Basic {basic}"})
+                                  headers={"Authorization": f"Basic {basic}"},
+                                  environ_base=ADDRESS)
 
 
 def whoami(app: Flask, token: str) -> int:

@@ -78,8 +78,10 @@ class GatewayProcess:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def flask(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
-        """`flask --app wsgi …` with exactly this gateway's configuration."""
-        return subprocess.run([str(FLASK), "--app", "wsgi", *args], cwd=REPO, env=self.env,
+        """`flask --app wsgi …` with exactly this gateway's configuration and this checkout's code
+        (flask imports its command plugins before the working directory is on sys.path)."""
+        return subprocess.run([str(FLASK), "--app", "wsgi", *args], cwd=REPO,
+                              env={**self.env, "PYTHONPATH": str(REPO)},
                               capture_output=True, text=True, timeout=timeout, check=False)
 
     def stop(self) -> int:
