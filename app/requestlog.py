@@ -15,9 +15,6 @@ _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 log = logging.getLogger("torchgate.access")
 
 
-LOG_FORMATS = ("json", "text")
-
-
 class JsonLineFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, and any `extra` fields given."""
 

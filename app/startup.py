@@ -30,7 +30,7 @@ def startup_facts(gateway: Gateway) -> dict:
         "store": "redis" if settings.store_url.startswith("redis") else "sqlite",
         "database": gateway.engine.url.get_backend_name(),
         "payload_encryption": settings.payload_encryption,
-        "bind": os.environ.get("TORCHGATE_BIND") or "unknown (not under torchgate serve)",
+        "bind": os.environ.get("TORCHGATE_BIND") or "unknown (not started with gunicorn.conf.py)",
     }
 
 
