@@ -25,7 +25,7 @@ install: $(STAMP)
 ## Serve the sealed demo model on http://$(HOST):$(PORT) (creates the demo instance first).
 run: $(STAMP)
 	$(BIN)/flask --app wsgi demo init
-	TORCHGATE_BIND=$(HOST):$(PORT) $(BIN)/gunicorn wsgi:app
+	TORCHGATE_BIND=$(HOST):$(PORT) TORCHGATE_LOG_FORMAT=text $(BIN)/gunicorn wsgi:app
 
 ## Lint, then the whole test suite.
 test: $(STAMP) $(JS_STAMP)

@@ -8,6 +8,7 @@ the setting; development generates secrets once into the instance directory.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import secrets
 import tomllib
@@ -19,7 +20,6 @@ from typing import Any
 from security.encoding import b64url_decode, b64url_encode
 
 ENV_PREFIX = "TORCHGATE_"
-SECRET_NAMES = ("JWT_SECRET", "JWT_PRIVATE_KEY", "MASTER_KEY", "MODEL_KEYS")
 ENVIRONMENTS = ("production", "development", "testing")
 JWT_ALGORITHMS = ("HS256", "RS256", "ES256", "EdDSA")
 MIN_SECRET_BYTES = 32
@@ -34,45 +34,86 @@ class ConfigError(Exception):
         self.name = name
 
 
+def _setting(default: Any, meaning: str, *, secret: bool = False, shown: str | None = None,
+             factory: Any = None) -> Any:
+    """A Settings field with what the reference (docs/settings.md) says about it."""
+    metadata = {"meaning": meaning, "secret": secret, "shown": shown}
+    if factory is not None:
+        return field(default_factory=factory, repr=not secret, metadata=metadata)
+    return field(default=default, repr=not secret, metadata=metadata)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting of the gateway, validated. Field names are the setting names, lower case."""
 
-    env: str = "production"
-    instance_dir: Path = Path("instance")
-    database_url: str = ""
-    store_url: str = "sqlite"
-    jwt_secret: str = field(default="", repr=False)
-    jwt_algorithm: str = "HS256"
-    jwt_private_key: str = field(default="", repr=False)
-    jwt_public_key: str = ""
-    jwt_issuer: str = "torchgate"
-    jwt_audience: str = "torchgate"
-    jwt_access_ttl: int = 900
-    jwt_refresh_ttl: int = 86400
-    jwt_jwks_file: str = ""
-    jwt_roles_claim: str = "roles"
-    master_key: bytes = field(default=b"", repr=False)
-    model_keys: Mapping[str, bytes] = field(default_factory=dict, repr=False)
-    model_repository: Path = Path("model_repository")
-    roles_file: str = ""
-    payload_encryption: str = "required"
-    envelope_max_age: int = 300
-    max_body_bytes: int = 10 * 1024 * 1024
-    device: str = "auto"
-    login_max_failures: int = 5
-    login_window: int = 900
-    key_cache_ttl: int = 10
-    rate_limit_predict: str = "6000/minute"
-    rate_limit_token: str = "60/minute"  # noqa: S105 (a rate, not a password)
-    log_level: str = "INFO"
+    env: str = _setting("production", "`production`, `development` or `testing`; production "
+                        "refuses to start without real secrets")
+    instance_dir: Path = _setting(Path("instance"), "SQLite database, shared store, audit log, "
+                                  "generated development secrets; its `torchgate.toml` is read "
+                                  "when CONFIG is not set")
+    database_url: str = _setting("", "users, clients, payload keys, audit trail: any SQLAlchemy "
+                                 "URL (PostgreSQL for several nodes)",
+                                 secret=True, shown="SQLite in INSTANCE_DIR")
+    store_url: str = _setting("sqlite", "shared state (revocations, seen envelope IVs, login "
+                              "failures, rate limits): `sqlite` (one machine) or `redis://…` "
+                              "(several machines)", secret=True)
+    jwt_secret: str = _setting("", "HS256 signing secret, at least 32 bytes of UTF-8 text",
+                               secret=True)
+    jwt_algorithm: str = _setting("HS256", "`HS256`, `RS256`, `ES256` or `EdDSA`")
+    jwt_private_key: str = _setting("", "PEM signing key for RS256/ES256/EdDSA", secret=True)
+    jwt_public_key: str = _setting("", "PEM verification key for RS256/ES256/EdDSA")
+    jwt_issuer: str = _setting("torchgate", "required `iss` of tokens")
+    jwt_audience: str = _setting("torchgate", "required `aud` of tokens")
+    jwt_access_ttl: int = _setting(900, "access token lifetime, seconds")
+    jwt_refresh_ttl: int = _setting(86400, "refresh token lifetime, seconds")
+    jwt_jwks_file: str = _setting("", "also accept an identity provider's tokens signed by the "
+                                  "keys of this JWKS file (docs/external-tokens.md)")
+    jwt_roles_claim: str = _setting("roles", "dotted path of the roles claim in external tokens")
+    master_key: bytes = _setting(b"", "32 bytes as base64url: wraps payload keys at rest and "
+                                 "keys the audit chain", secret=True)
+    model_keys: Mapping[str, bytes] = _setting(None, "key-encryption keys of sealed weights: "
+                                               "`kid1:base64url,kid2:base64url`", secret=True,
+                                               factory=dict)
+    model_repository: Path = _setting(Path("model_repository"), "the model repository "
+                                      "(docs/models.md)")
+    roles_file: str = _setting("", "TOML roles file (role -> permissions)",
+                               shown="built-in roles")
+    payload_encryption: str = _setting("required", "`required`, or `optional` (plain JSON also "
+                                       "accepted)")
+    envelope_max_age: int = _setting(300, "seconds an envelope's `iat` may differ from the "
+                                     "server clock")
+    max_body_bytes: int = _setting(10 * 1024 * 1024, "largest request body; more is 413")
+    device: str = _setting("auto", "`auto` (CUDA when available), `cpu`, `cuda`, `cuda:N`; a "
+                           "model's manifest may override")
+    login_max_failures: int = _setting(5, "failed logins per username and per address before "
+                                       "429")
+    login_window: int = _setting(900, "seconds failed logins are counted")
+    model_sync_interval: int = _setting(2, "seconds between a worker's checks for model loads, "
+                                        "unloads and reloads made on another worker or node "
+                                        "(0: on every request)")
+    key_cache_ttl: int = _setting(10, "seconds a worker caches a payload key (a revocation "
+                                  "takes effect within this)")
+    rate_limit_predict: str = _setting("6000/minute", "model calls per subject (`limits` "
+                                       "notation; empty: off)")
+    rate_limit_token: str = _setting("60/minute", "POST /auth/token calls per client address")
+    log_level: str = _setting("INFO", "`DEBUG`, `INFO`, `WARNING`, `ERROR`")
+    docs: str = _setting("auto", "interactive API documentation at /docs: `auto` (on in "
+                         "development and testing, off in production), `on` or `off`")
+    log_format: str = _setting("json", "`json` (one JSON object per line, for log shippers) or "
+                               "`text` (one readable line, for a terminal in development)")
     # Reverse proxies in front whose X-Forwarded-For/-Proto are believed (0: none, the default);
     # behind nginx set 1, else every caller shares the proxy's address (and its lockout).
-    trusted_proxies: int = 0
+    trusted_proxies: int = _setting(0, "reverse proxies in front whose X-Forwarded-For/-Proto "
+                                    "are believed (behind one nginx: 1)")
 
     @property
     def debug(self) -> bool:
         return False  # never: not even in development (werkzeug's debugger runs code)
+
+    @property
+    def docs_enabled(self) -> bool:
+        return self.docs == "on" or (self.docs == "auto" and self.env != "production")
 
     @property
     def sqlite_store_path(self) -> Path:
@@ -80,28 +121,70 @@ class Settings:
 
 
 SETTING_NAMES = tuple(f.name.upper() for f in dataclasses.fields(Settings))
+SECRET_NAMES = tuple(f.name.upper() for f in dataclasses.fields(Settings) if f.metadata["secret"])
+
+# Read from the environment by other programs of the project, never by the app's settings:
+# gunicorn.conf.py (before the app exists) and the client CLI (python -m client).
+SERVER_VARIABLES: dict[str, tuple[str, str]] = {
+    "BIND": ("127.0.0.1:8000", "host:port gunicorn listens on (`torchgate serve`)"),
+    "WORKERS": ("max(2, cores)", "gunicorn worker processes"),
+    "THREADS": ("4", "threads per worker"),
+    "TIMEOUT": ("30", "seconds a request may take before its worker is restarted"),
+    "GRACEFUL_TIMEOUT": ("30", "seconds in-flight requests get on shutdown"),
+    "KEEPALIVE": ("5", "seconds an idle keep-alive connection is held"),
+    "MAX_REQUESTS": ("20000", "requests before a worker is recycled"),
+    "MAX_REQUESTS_JITTER": ("2000", "random spread of MAX_REQUESTS"),
+    "PRELOAD": ("auto", "`yes`, `no`, `auto` (preload unless CUDA may be used)"),
+    "FORWARDED_ALLOW_IPS": ("127.0.0.1", "proxies gunicorn believes about the scheme"),
+    "CONTROL_SOCKET": ("", "path of gunicorn's control socket (off when empty)"),
+    "TORCH_THREADS": ("cores // workers", "torch intra-op threads per worker"),
+    "TLS_CERT": ("", "PEM certificate: TLS at gunicorn (docs/mtls.md)"),
+    "TLS_KEY": ("", "PEM key of TLS_CERT"),
+    "TLS_CA": ("", "CA bundle that client certificates are checked against"),
+    "TLS_CLIENT_CERT": ("none, required with TLS_CA", "`none`, `optional`, `required`"),
+    "TLS_MIN_VERSION": ("1.2", "`1.2` or `1.3`"),
+}
+CLIENT_VARIABLES: dict[str, tuple[str, bool]] = {
+    "URL": ("gateway URL of the client CLI (default http://127.0.0.1:8000)", False),
+    "USERNAME": ("user of the password grant", False),
+    "PASSWORD": ("password of that user", True),
+    "CLIENT_ID": ("client of the client_credentials grant", False),
+    "CLIENT_SECRET": ("secret of that client", True),
+    "KID": ("payload key id", False),
+    "KEY": ("payload key, base64url", True),
+}
+ENVIRONMENT_ONLY = ("CONFIG", *SERVER_VARIABLES, *CLIENT_VARIABLES,
+                    *(f"{name}_FILE" for name, (_, secret) in CLIENT_VARIABLES.items() if secret))
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None,
                   environ: Mapping[str, str] | None = None) -> Settings:
     """Read, merge and validate every layer; raise ConfigError naming the first bad setting."""
     environ = os.environ if environ is None else environ
+    overriding = _normalise_layer(dict(overrides or {}), "override")
     raw: dict[str, Any] = {}
-    raw.update(_read_toml(_config_path(environ)))
+    raw.update(_read_toml(_config_path(environ, overriding)))
     raw.update(_read_environment(environ))
-    raw.update(_normalise_layer(dict(overrides or {}), "override"))
+    raw.update(overriding)
     settings = _build(raw)
     return _with_secrets(settings)
 
 
-def _config_path(environ: Mapping[str, str]) -> Path | None:
+def _config_path(environ: Mapping[str, str], overriding: Mapping[str, Any]) -> Path | None:
+    """The TOML file named by CONFIG, else <INSTANCE_DIR>/torchgate.toml when it exists.
+
+    The instance dir of the overrides wins over the environment's, so an app built with an
+    instance dir of its own never reads the working directory's instance/torchgate.toml.
+    """
     named = environ.get(ENV_PREFIX + "CONFIG")
     if named:
         path = Path(named)
         if not path.is_file():
             raise ConfigError("CONFIG", f"no such file: {path}")
         return path
-    default = Path(environ.get(ENV_PREFIX + "INSTANCE_DIR", "instance")) / "torchgate.toml"
+    instance = overriding.get("INSTANCE_DIR") or environ.get(ENV_PREFIX + "INSTANCE_DIR",
+                                                             "instance")
+    default = Path(instance) / "torchgate.toml"
     return default if default.is_file() else None
 
 
@@ -118,7 +201,7 @@ def _read_toml(path: Path | None) -> dict[str, Any]:
 
 def _read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     layer = {key[len(ENV_PREFIX):]: value for key, value in environ.items()
-             if key.startswith(ENV_PREFIX) and key != ENV_PREFIX + "CONFIG"}
+             if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX):] not in ENVIRONMENT_ONLY}
     return _normalise_layer(layer, "environment")
 
 
@@ -133,9 +216,20 @@ def _normalise_layer(layer: dict[str, Any], origin: str) -> dict[str, Any]:
             out[name] = value
         elif name.startswith("TEST_"):
             continue  # the test suite's own variables (TORCHGATE_TEST_REDIS_URL, ...)
-        elif origin != "environment":
-            raise ConfigError(name, f"unknown setting in {origin}")
+        else:
+            raise ConfigError(name, f"unknown setting in {origin}"
+                                    f"{_did_you_mean(name, origin == 'environment')}")
     return out
+
+
+def _did_you_mean(name: str, environment: bool) -> str:
+    """"; did you mean X?" naming the closest valid name, or nothing when none is close."""
+    valid = [*SETTING_NAMES, *(f"{n}_FILE" for n in SECRET_NAMES)]
+    close = difflib.get_close_matches(name, valid + list(ENVIRONMENT_ONLY) if environment
+                                      else valid, n=1, cutoff=0.6)
+    if not close:
+        return ""
+    return f"; did you mean {ENV_PREFIX + close[0] if environment else close[0].lower()}?"
 
 
 def _read_secret_file(name: str, path: str) -> str:
@@ -204,6 +298,10 @@ def _check_choices(s: Settings) -> None:
         raise ConfigError("ENV", f"must be one of {', '.join(ENVIRONMENTS)}")
     if s.jwt_algorithm not in JWT_ALGORITHMS:
         raise ConfigError("JWT_ALGORITHM", f"must be one of {', '.join(JWT_ALGORITHMS)}")
+    if s.docs not in ("auto", "on", "off"):
+        raise ConfigError("DOCS", "must be 'auto', 'on' or 'off'")
+    if s.log_format not in ("json", "text"):
+        raise ConfigError("LOG_FORMAT", "must be 'json' or 'text'")
     if s.payload_encryption not in ("required", "optional"):
         raise ConfigError("PAYLOAD_ENCRYPTION", "must be 'required' or 'optional'")
     if not (s.store_url == "sqlite" or s.store_url.startswith(("redis://", "rediss://"))):

@@ -143,6 +143,16 @@ class ModelUnavailable(ServiceUnavailable):
         super().__init__(f"Model {name!r} version {version!r} is not loaded.", retry_after=30)
 
 
+class ModelLoadFailed(ServiceUnavailable):
+    """A version an administrator asked to load did not load; the reason says why."""
+
+    slug, title = "model-unavailable", "Model unavailable"
+
+    def __init__(self, name: str, version: str, reason: str):
+        super().__init__(f"Model {name!r} version {version!r} did not load: {reason}",
+                         retry_after=30)
+
+
 class StoreUnavailable(ServiceUnavailable):
     """Shared state (store or database) unreachable: fail closed."""
 

@@ -29,6 +29,7 @@ def _cuda_possible() -> bool:
 
 
 bind = _env("BIND", "127.0.0.1:8000")
+os.environ["TORCHGATE_BIND"] = bind  # for the app's start-up line (app/startup.py)
 workers = _env("WORKERS", max(2, CORES))
 threads = _env("THREADS", 4)
 worker_class = "gthread"
@@ -118,13 +119,15 @@ def post_fork(server, worker):
 
 
 class JsonLogger(_GunicornLogger):
-    """gunicorn's own lines (start, worker booted or killed) as JSON too: one format to ship."""
+    """gunicorn's own lines (start, worker booted or killed) in the app's format: one to ship.
+
+    JSON, or text with TORCHGATE_LOG_FORMAT=text (the environment: gunicorn reads no TOML)."""
 
     def setup(self, cfg):
         super().setup(cfg)
-        from app.requestlog import JsonLineFormatter
+        from app.requestlog import formatter_for
         for handler in self.error_log.handlers:
-            handler.setFormatter(JsonLineFormatter())
+            handler.setFormatter(formatter_for(os.environ.get("TORCHGATE_LOG_FORMAT", "json")))
 
 
 logger_class = JsonLogger

@@ -11,7 +11,8 @@ from flask import Flask
 from flask_jwt_extended import JWTManager
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import audit, errors, lifecycle, metrics, requestlog
+# At module level, management's table (models.admin) is in the schema before build_gateway.
+from app import audit, errors, lifecycle, management, metrics, requestlog, startup
 from app.gateway import EXTENSION, build_gateway
 from config import Settings, load_settings
 
@@ -21,7 +22,7 @@ jwt_manager = JWTManager()
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the gateway; raises config.ConfigError (one line) on a missing or weak secret."""
     settings = load_settings(overrides)
-    requestlog.configure_logging(settings.log_level)
+    requestlog.configure_logging(settings.log_level, settings.log_format)
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
     app.config.update(DEBUG=False, MAX_CONTENT_LENGTH=settings.max_body_bytes,
                       **jwt_issuing_config(settings))
@@ -37,13 +38,17 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     metrics.init_app(app, collectors)
     audit.init_app(app, on_commit=collectors.observe_audit_commit)
     lifecycle.init_app(app)  # one finishing hook: audit, then log, then metrics
-    from app import auth, commands, health, oip, openapi, predict
+    from app import apidocs, auth, commands, health, oip, openapi, predict
     for blueprint in (auth.bp, predict.bp, oip.bp, health.bp, openapi.bp):
         app.register_blueprint(blueprint)
+    management.init_app(app, gateway)
+    apidocs.init_app(app, settings.docs_enabled)
     commands.init_app(app)
 
     if not _inside_cli_command():
         gateway.registry.load_all()
+        management.model_admin_of(app).catch_up_at_start()
+        startup.log_startup(gateway)
     return app
 
 

@@ -55,14 +55,14 @@ def token():
 
 @bp.post("/revoke")
 def revoke():
-    identity = authenticate()
-    value = _form_params(InvalidRequest).get("token")
+    caller, params = _revoking_caller()
+    value = params.get("token")
     if not value:  # outside /auth/token every error is problem+json (CONTRACT §6)
         raise InvalidRequest("The token parameter is required.")
     gateway = current_gateway()
     claims = gateway.verifier.read_for_revocation(value)
     allowed = claims is not None and (
-        claims["sub"] == identity.subject or gateway.policy.allows(identity.roles, "tokens:revoke"))
+        claims["sub"] == caller.subject or gateway.policy.allows(caller.roles, "tokens:revoke"))
     if allowed:
         ttl = mark_lifetime(claims, time.time())
         gateway.store.revoke(f"jti:{claims['jti']}", ttl)
@@ -71,6 +71,20 @@ def revoke():
             gateway.store.revoke(f"fam:{claims['fam']}",
                                  settings.jwt_refresh_ttl + settings.jwt_access_ttl)
     return _no_store(Response(status=200))
+
+
+def _revoking_caller() -> tuple[Principal, dict[str, str]]:
+    """Who revokes: the bearer token's subject or, as RFC 7009 clients do, a client
+    authenticated by its credentials (HTTP Basic, or client_id/client_secret in the body)."""
+    scheme = request.headers.get("Authorization", "").partition(" ")[0].lower()
+    if scheme and scheme != "basic":
+        identity = authenticate()
+        return Principal(identity.subject, identity.roles), _form_params(InvalidRequest)
+    params = _form_params(InvalidRequest)
+    if scheme == "basic" or params.get("client_id"):
+        return _authenticated_client(params), params
+    identity = authenticate()  # no credentials at all: 401 with the Bearer challenge
+    return Principal(identity.subject, identity.roles), params
 
 
 @bp.get("/whoami")
@@ -93,6 +107,11 @@ def _password_grant(params: Mapping[str, str]) -> dict:
 
 
 def _client_credentials_grant(params: Mapping[str, str]) -> dict:
+    return _issue(_authenticated_client(params), family=None)
+
+
+def _authenticated_client(params: Mapping[str, str]) -> Principal:
+    """The client of the request's credentials (throttled like passwords); else invalid_client."""
     client_id, secret, used_basic = _client_credentials(params)
     gateway = current_gateway()
     principal = gateway.throttle.attempt(
@@ -101,7 +120,7 @@ def _client_credentials_grant(params: Mapping[str, str]) -> dict:
     if principal is None:
         headers = {"WWW-Authenticate": 'Basic realm="torchgate"'} if used_basic else None
         raise OAuthError("invalid_client", "Client authentication failed.", 401, headers)
-    return _issue(principal, family=None)
+    return principal
 
 
 def _refresh_token_grant(params: Mapping[str, str]) -> dict:
@@ -122,10 +141,10 @@ def _refresh_token_grant(params: Mapping[str, str]) -> dict:
             gateway.store.revoke(f"fam:{family}",
                                  settings.jwt_refresh_ttl + settings.jwt_access_ttl)
         raise OAuthError("invalid_grant", "The refresh token is not valid.")
-    roles = gateway.directory.current_roles(claims["sub"])
-    if roles is None:
+    principal = gateway.directory.current_principal(claims["sub"])
+    if principal is None:  # deleted or disabled since
         raise OAuthError("invalid_grant", "The refresh token is not valid.")
-    return _issue(Principal(claims["sub"], roles), family=family)
+    return _issue(principal, family=family)
 
 
 GRANTS: dict[str, Callable[[Mapping[str, str]], dict]] = {
@@ -136,7 +155,7 @@ GRANTS: dict[str, Callable[[Mapping[str, str]], dict]] = {
 
 
 def _issue(principal: Principal, family: str | None) -> dict:
-    claims: dict = {"roles": list(principal.roles)}
+    claims: dict = {"roles": list(principal.roles), "gen": principal.generation}
     if family:
         claims["fam"] = family
     body = {

@@ -17,6 +17,7 @@ from errors import (
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
+    StoreUnavailable,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -64,6 +65,7 @@ def from_http_exception(exc: HTTPException) -> GatewayError:
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(GatewayError, problem_response)
+    app.register_error_handler(StoreUnavailable, _store_unavailable)
     app.register_error_handler(HTTPException, _http_exception)
     app.register_error_handler(SQLAlchemyError, _database_unavailable)
     app.register_error_handler(Exception, _unexpected)
@@ -76,6 +78,13 @@ def _http_exception(exc: HTTPException) -> Response:
 def _database_unavailable(exc: SQLAlchemyError) -> Response:
     log.error("database error: %s", type(exc).__name__)
     return problem_response(ServiceUnavailable("The database is unreachable; request refused."))
+
+
+def _store_unavailable(exc: StoreUnavailable) -> Response:
+    """An outage of the shared store refuses requests: ERROR, the level operators alert on
+    (the store's own WARNING line before it names the cause)."""
+    log.error("shared store unavailable: request refused with 503")
+    return problem_response(exc)
 
 
 def _unexpected(exc: Exception) -> Response:

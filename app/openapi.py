@@ -7,8 +7,17 @@ from typing import Any
 from flask import Blueprint
 
 from app import openapi_schemas as schemas
+from app.gateway import current_gateway
+from app.openapi_management import TAG as MANAGEMENT_TAG
+from app.openapi_management import management_paths, management_schemas
 from app.openapi_oip import oip_paths, oip_responses, oip_schemas
-from app.openapi_paths import auth_paths, model_paths, operations_paths, predict_paths
+from app.openapi_paths import (
+    auth_paths,
+    docs_paths,
+    model_paths,
+    operations_paths,
+    predict_paths,
+)
 from app.openapi_responses import headers, problem_responses, problem_schema
 
 OPENAPI_VERSION = "3.1.0"
@@ -38,6 +47,7 @@ TAGS = [
     {"name": "predict", "description": "Sealed model calls."},
     {"name": "oip", "description": "Open Inference Protocol v2 REST (KServe, Triton)."},
     {"name": "operations", "description": "Probes, metrics and this document; no auth."},
+    MANAGEMENT_TAG,
 ]
 
 SECURITY_SCHEMES = {
@@ -53,17 +63,18 @@ def component_schemas() -> dict[str, Any]:
     """components.schemas: every body, request and reply."""
     return {"Problem": problem_schema(), **schemas.auth_schemas(), **schemas.model_schemas(),
             **schemas.envelope_schemas(), **schemas.predict_schemas(),
-            **schemas.health_schemas(), **oip_schemas()}
+            **schemas.health_schemas(), **oip_schemas(), **management_schemas()}
 
 
-def build_document() -> dict[str, Any]:
-    """The whole OpenAPI 3.1 document (pure: no app or request needed)."""
+def build_document(docs_ui: bool = True) -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document (pure: no app or request needed); /docs when served."""
     return {
         "openapi": OPENAPI_VERSION,
         "info": {"title": "torchgate", "version": API_VERSION, "description": DESCRIPTION},
         "tags": TAGS,
         "paths": {**auth_paths(), **model_paths(), **predict_paths(), **oip_paths(),
-                  **operations_paths()},
+                  **management_paths(), **operations_paths(),
+                  **(docs_paths() if docs_ui else {})},
         "components": {"schemas": component_schemas(),
                        "responses": {**problem_responses(), **oip_responses()},
                        "headers": headers(), "securitySchemes": SECURITY_SCHEMES},
@@ -72,4 +83,4 @@ def build_document() -> dict[str, Any]:
 
 @bp.get("/openapi.json")
 def openapi_document():
-    return build_document()
+    return build_document(current_gateway().settings.docs_enabled)

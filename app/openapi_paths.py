@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.openapi_responses import BEARER, JSON, body, header, operation, problems
+from app.apidocs import ASSETS as DOCS_ASSETS
+from app.openapi_responses import (
+    BEARER,
+    JSON,
+    PROBLEM_JSON,
+    body,
+    header,
+    operation,
+    problems,
+)
 from app.openapi_schemas import ref
 
 FORM = "application/x-www-form-urlencoded"
@@ -38,6 +47,17 @@ def _oauth_error(description: str, basic_challenge: bool = False) -> dict[str, A
     return response
 
 
+def _revoke_unauthorized() -> dict[str, Any]:
+    """401 of /auth/revoke: problem+json for a bearer token, RFC 6749 JSON for a client."""
+    response = _oauth_error("`invalid_client` (JSON) when client credentials are wrong; "
+                            "problem+json for a missing or bad bearer token.")
+    response["content"][PROBLEM_JSON] = {"schema": ref("Problem")}
+    response["headers"]["WWW-Authenticate"] = {
+        "description": "Basic (client credentials) or Bearer (token) challenge.",
+        "schema": {"type": "string"}}
+    return response
+
+
 def auth_paths() -> dict[str, Any]:
     """/auth/token, /auth/revoke, /auth/whoami."""
     token = operation(
@@ -56,9 +76,12 @@ def auth_paths() -> dict[str, Any]:
             "200": {"description": "Always, whether or not the token was known (RFC 7009 §2.2).",
                     "headers": {"X-Request-ID": header("X-Request-ID"),
                                 "Cache-Control": header("Cache-Control")}},
-            **problems(400, 401, 413, 500, 503)},
+            "401": _revoke_unauthorized(), **problems(400, 413, 429, 500, 503)},
         security=BEARER,
-        description="A caller may revoke its own tokens; `tokens:revoke` allows any token.",
+        description="The caller authenticates with its bearer token or, as RFC 7009 clients do, "
+                    "with client credentials (HTTP Basic, or `client_id`/`client_secret` in the "
+                    "body). A caller may revoke its own tokens; `tokens:revoke` allows any token. "
+                    "Without any credentials the answer is 401 problem+json `unauthorized`.",
         requestBody=_form_or_json("RevokeRequest", "The token to revoke."))
     whoami = operation(
         "whoami", "auth", "Who the bearer token says the caller is",
@@ -144,3 +167,25 @@ def operations_paths() -> dict[str, Any]:
         "/openapi.json": {"get": operation("openapi", "operations", "This document", {
             "200": body("OpenAPI 3.1.", {"type": "object"}), **problems(500)})},
     }
+
+
+def _page(operation_id: str, summary: str, media_type: str) -> dict[str, Any]:
+    return operation(operation_id, "operations", summary, {
+        "200": body(summary + ".", {"type": "string"}, media_type=media_type), **problems(500)})
+
+
+def docs_paths() -> dict[str, Any]:
+    """/docs: Swagger UI, served from a package (DOCS setting: off in production by default)."""
+    asset = operation("docsAsset", "operations", "A Swagger UI file", {
+        "200": {"description": "The file (CSS, JavaScript or an icon).",
+                "headers": {"X-Request-ID": header("X-Request-ID")},
+                "content": {"text/css": {"schema": {"type": "string"}},
+                            "text/javascript": {"schema": {"type": "string"}},
+                            "image/png": {"schema": {"type": "string"}}}},
+        **problems(404, 500)},
+        parameters=[{**path_parameter("name", "One of the Swagger UI files the page uses."),
+                     "schema": {"type": "string", "enum": sorted(DOCS_ASSETS)}}])
+    return {"/docs": {"get": _page("docs", "Interactive API documentation", "text/html")},
+            "/docs/init.js": {"get": _page("docsInitializer", "The page's script",
+                                           "text/javascript")},
+            "/docs/static/{name}": {"get": asset}}

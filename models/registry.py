@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -13,7 +15,7 @@ from typing import Any
 
 import torch
 
-from errors import ModelNotFound, ModelUnavailable
+from errors import InvalidRequest, ModelLoadFailed, ModelNotFound, ModelUnavailable
 from models.architecture import build_module, load_weights
 from models.batcher import Batcher
 from models.device import CudaProbe, DeviceUnavailable, is_device_setting, resolve_device
@@ -67,6 +69,7 @@ class ModelRegistry:
         self._on_batch = on_batch
         self._models: Mapping[str, ModelState] = MappingProxyType({})
         self._problem: str | None = None
+        self._changes = threading.Lock()  # one run-time change at a time (load/unload/reload)
 
     def load_all(self) -> None:
         """Load every version of every model; a failure is recorded, the others still load."""
@@ -132,6 +135,69 @@ class ModelRegistry:
         return {f"{name}/{version}": seconds for name, state in self._models.items()
                 for version, seconds in state.load_seconds.items()}
 
+    # --- what start-up reports (app/startup.py) ---
+
+    def loaded_versions(self) -> list[tuple[str, str, str]]:
+        """(name, version, device) of every version that serves, in name and version order."""
+        return [(name, version, state.device) for name, state in sorted(self._models.items())
+                for version in sorted(state.runners, key=int)]
+
+    # --- changes at run time (models/admin.py): build a new mapping, then swap the reference ---
+    # Readers never lock: a request keeps the runner it got from `get`, so it finishes on the
+    # version it started with; the next `get` sees the new mapping.
+
+    def reload_all(self) -> None:
+        """Scan and load the whole repository again, then swap it in (load_all builds anew)."""
+        with self._changes:
+            self.load_all()
+
+    def load_version(self, name: str, version: str) -> None:
+        """Load (or load again) one version from the repository; raises when it cannot serve."""
+        with self._changes:
+            entry = self._entry(name, version)
+            started = time.perf_counter()
+            try:
+                manifest = load_manifest(entry.manifest_path, name)
+                device = resolve_device(self._device_setting, manifest.device, cuda=self._cuda)
+                runner = self._load_version(entry, manifest, version, device)
+            except Exception as exc:  # the reason goes back to the administrator
+                raise ModelLoadFailed(name, version, _reason(exc)) from None
+            self._swap(name, _with_version(self._models.get(name), name, manifest, str(device),
+                                           runner, time.perf_counter() - started))
+
+    def unload_version(self, name: str, version: str) -> None:
+        """Stop serving one version (404 from then on); the default version stays."""
+        with self._changes:
+            current = self._models.get(name)
+            if current is None or version not in current.versions:
+                raise ModelNotFound(name, version)
+            if version == current.default_version and len(current.versions) > 1:
+                raise InvalidRequest(f"Version {version} is {name}'s default: change "
+                                     "default_version in model.toml and reload first.")
+            versions = tuple(v for v in current.versions if v != version)
+            if not versions:
+                self._swap(name, None)
+                return
+            self._swap(name, dataclasses.replace(
+                current, versions=versions,
+                runners=MappingProxyType({v: r for v, r in current.runners.items()
+                                          if v != version}),
+                errors=MappingProxyType({v: r for v, r in current.errors.items()
+                                         if v != version})))
+
+    def _entry(self, name: str, version: str) -> ModelEntry:
+        scan = scan_repository(self._root)
+        entry = next((e for e in scan.models if e.name == name), None)
+        if entry is None or version not in entry.versions:
+            raise ModelNotFound(name, version)
+        return entry
+
+    def _swap(self, name: str, state: ModelState | None) -> None:
+        models = {k: v for k, v in self._models.items() if k != name}
+        if state is not None:
+            models[name] = state
+        self._models = MappingProxyType(dict(sorted(models.items())))
+
     def _load_model(self, entry: ModelEntry) -> ModelState:
         try:
             manifest = load_manifest(entry.manifest_path, entry.name)
@@ -184,6 +250,20 @@ class ModelRegistry:
         return ModelState(entry.name, entry.versions, default_version(entry.versions, declared),
                           manifest, device, reason, MappingProxyType({}), MappingProxyType({}),
                           MappingProxyType({}))
+
+
+def _with_version(current: ModelState | None, name: str, manifest: ModelManifest, device: str,
+                  runner: ModelRunner, seconds: float) -> ModelState:
+    """`current` (or a new state) serving `runner` as its version, under the new manifest."""
+    version = runner.version
+    versions = tuple(sorted({*(current.versions if current else ()), version}, key=int))
+    default = default_version(versions, manifest.default_version)
+    old_errors = current.errors if current else {}
+    return ModelState(
+        name, versions, default, manifest, device, _default_problem(versions, default),
+        MappingProxyType({**(current.runners if current else {}), version: runner}),
+        MappingProxyType({v: r for v, r in old_errors.items() if v != version}),
+        MappingProxyType({**(current.load_seconds if current else {}), version: seconds}))
 
 
 def _default_problem(versions: tuple[str, ...], default: str | None) -> str | None:

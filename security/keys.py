@@ -126,6 +126,19 @@ class PayloadKeyring:
         self._cache.pop(kid, None)
         return known
 
+    def revoke_subject(self, subject: str) -> list[str]:
+        """Revoke every active key of `subject`; the kids revoked now."""
+        table = payload_keys
+        with self._engine.begin() as conn:
+            kids = [row.kid for row in conn.execute(sa.select(table.c.kid).where(
+                table.c.subject == subject, table.c.revoked_at.is_(None)))]
+            if kids:
+                conn.execute(table.update().where(table.c.kid.in_(kids))
+                             .values(revoked_at=int(self._clock())))
+        for kid in kids:
+            self._cache.pop(kid, None)
+        return kids
+
     def key_for(self, kid: str, subject: str) -> bytes:
         """The key `kid` if it is active and `subject`'s; else KeyNotAllowed, whatever the cause."""
         now = self._clock()
@@ -137,11 +150,13 @@ class PayloadKeyring:
             raise KeyNotAllowed()
         return cached.key
 
-    def list(self) -> list[KeyRecord]:
-        """Every key, oldest first, without key material."""
+    def list(self, subject: str | None = None) -> list[KeyRecord]:
+        """Every key (of `subject`, when given), oldest first, without key material."""
         table = payload_keys
         query = sa.select(table.c.kid, table.c.subject, table.c.created_at, table.c.expires_at,
                           table.c.revoked_at).order_by(table.c.created_at, table.c.kid)
+        if subject is not None:
+            query = query.where(table.c.subject == subject)
         with self._engine.connect() as conn:
             rows = conn.execute(query).all()
         return [KeyRecord(kid=row.kid, subject=row.subject, created_at=row.created_at,

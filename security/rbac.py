@@ -39,6 +39,10 @@ class Policy:
             raise RolesFileError(f"{path}: {exc}") from exc
         return cls(_parse_roles(path, data))
 
+    def role_names(self) -> list[str]:
+        """The roles this policy defines (what `--role` may name)."""
+        return sorted(self._roles)
+
     def _permissions_for(self, roles: tuple[str, ...]) -> frozenset[str]:
         return frozenset(p for role in roles for p in self._roles.get(role, ()))
 

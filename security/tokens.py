@@ -59,9 +59,18 @@ def invalid_token(detail: str) -> Unauthorized:
     return Unauthorized(detail, headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE})
 
 
+def subject_generation_key(subject: str, generation: int) -> str:
+    """The store key that ends every token of `subject` issued in `generation` (claim "gen")."""
+    return f"gen:{generation}:{subject}"  # the number first: a subject may hold colons
+
+
 def revocation_keys(claims: Mapping[str, Any]) -> list[str]:
-    """The store keys whose presence revokes this token: its own id, and its refresh family."""
-    keys = [f"jti:{claims['jti']}"] if claims.get("jti") else []
+    """The store keys whose presence revokes this token: its own id, its refresh family, and its
+    subject's generation (a disabled, deleted or re-keyed identity ends every earlier token;
+    a token without "gen" predates generations and counts as generation 0)."""
+    keys = [subject_generation_key(claims["sub"], claims.get("gen", 0))]
+    if claims.get("jti"):  # an identity provider's token may have none
+        keys.append(f"jti:{claims['jti']}")
     if claims.get("fam"):
         keys.append(f"fam:{claims['fam']}")
     return keys

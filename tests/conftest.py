@@ -6,7 +6,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,30 @@ def write_tiny_model(repository: Path, name: str = "tiny", version: str = "1",
                      kek_id: str = KEK_ID, kek: bytes = KEK) -> Path:
     """Seal the real 4 -> 8 -> 3 MLP of MLP_MANIFEST into repository/name/version."""
     return write_model(repository, name, kek_id=kek_id, kek=kek, versions=(version,))
+
+
+TEST_VARIABLE_PREFIX = "TORCHGATE_TEST_"  # the suite's own (server URLs); every other one goes
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hermetic(tmp_path_factory) -> Iterator[Path]:
+    """No TORCHGATE_* variable, instance dir or config file of the developer's reaches a test.
+
+    The suite runs in an empty working directory (so `instance/torchgate.toml` written by
+    `make run` is not there) with the gateway's variables removed; both come back at the end.
+    """
+    saved = {k: v for k, v in os.environ.items()
+             if k.startswith("TORCHGATE_") and not k.startswith(TEST_VARIABLE_PREFIX)}
+    for name in saved:
+        del os.environ[name]
+    previous = Path.cwd()
+    workdir = tmp_path_factory.mktemp("cwd")
+    os.chdir(workdir)
+    try:
+        yield workdir
+    finally:
+        os.chdir(previous)
+        os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")

@@ -78,3 +78,36 @@ def test_unknown_setting_in_toml_is_refused(tmp_path):
 def test_secrets_are_not_in_the_repr():
     settings = load_settings(environ=PRODUCTION)
     assert STRONG not in repr(settings)
+
+
+@pytest.mark.parametrize(("variable", "hint"), [
+    ("TORCHGATE_JWT_SECRTE", "did you mean TORCHGATE_JWT_SECRET?"),
+    ("TORCHGATE_PAYLOAD_ENCRYPTON", "did you mean TORCHGATE_PAYLOAD_ENCRYPTION?"),
+    ("TORCHGATE_MASTER_KEY_FIEL", "did you mean TORCHGATE_MASTER_KEY_FILE?"),
+    ("TORCHGATE_NOTHING_LIKE_IT", "unknown setting in environment"),
+])
+def test_unknown_environment_variable_is_refused_naming_the_closest(variable, hint):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={**PRODUCTION, variable: "1"})
+    assert str(caught.value).startswith(f"{variable}: unknown setting in environment")
+    assert str(caught.value).endswith(hint)
+
+
+def test_unknown_toml_key_names_the_closest_key(tmp_path):
+    toml = tmp_path / "gate.toml"
+    toml.write_text("envelope_max_aeg = 5\n")
+    with pytest.raises(ConfigError, match=r"did you mean envelope_max_age\?$"):
+        load_settings(environ={**PRODUCTION, "TORCHGATE_CONFIG": str(toml)})
+
+
+def test_variables_of_gunicorn_and_of_the_client_are_known():
+    environ = {**PRODUCTION, "TORCHGATE_BIND": "127.0.0.1:9", "TORCHGATE_WORKERS": "2",
+               "TORCHGATE_URL": "http://x", "TORCHGATE_PASSWORD_FILE": "/nowhere",
+               "TORCHGATE_TEST_REDIS_URL": "redis://x"}
+    assert load_settings(environ=environ).env == "production"
+
+
+def test_secret_urls_are_not_in_the_repr():
+    url = "postgresql+psycopg://gate:hunter2-password@db/torchgate"
+    settings = load_settings(environ={**PRODUCTION, "TORCHGATE_DATABASE_URL": url})
+    assert settings.database_url == url and "hunter2" not in repr(settings)

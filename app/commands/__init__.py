@@ -25,6 +25,11 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def init_app(app: Flask) -> None:
-    from app.commands import audit, identity, model  # `demo`: a flask.commands plugin (pyproject)
-    for group in (*identity.GROUPS, model.model_group, audit.audit_group):
+    for group in admin_groups():  # `demo`: a flask.commands plugin (pyproject)
         app.cli.add_command(group)
+
+
+def admin_groups() -> tuple[click.Group, ...]:
+    """The command groups of `flask --app wsgi` and `torchgate` (they import this module)."""
+    from app.commands import audit, identity, model
+    return (*identity.GROUPS, model.model_group, audit.audit_group)

@@ -6,6 +6,8 @@ import base64
 
 import pytest
 
+from app.gateway import current_gateway
+
 PASSWORD = "correct horse battery"
 
 
@@ -177,3 +179,14 @@ def test_revoke_without_a_token_parameter_is_a_problem(client, auth):
     assert response.status_code == 400
     assert response.mimetype == "application/problem+json"
     assert response.json["type"] == "urn:torchgate:problem:invalid-request"
+
+
+def test_a_client_cannot_revoke_another_callers_token_with_its_credentials(client, app, auth):
+    with app.app_context():
+        _, secret = current_gateway().directory.create_client("batch-job", ["analyst"])
+    victim = auth.token("alice")
+    answer = client.post("/auth/revoke", data={"token": victim, "client_id": "batch-job",
+                                               "client_secret": secret})
+    assert answer.status_code == 200
+    assert client.get("/auth/whoami",
+                      headers={"Authorization": f"Bearer {victim}"}).status_code == 200

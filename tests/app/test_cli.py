@@ -39,7 +39,8 @@ def test_clients_create_prints_the_secret_once(cli, client):
 
 
 def test_keys_issue_list_revoke(cli):
-    issued = run_json(cli, ["keys", "issue", "--subject", "carol", "--ttl-days", "3"])
+    issued = run_json(cli, ["keys", "issue", "--subject", "carol", "--ttl-days", "3",
+                            "--external"])
     assert set(issued) == {"kid", "key", "subject", "expires_at"}
     listed = run_json(cli, ["keys", "list"])["keys"]
     assert [k["kid"] for k in listed] == [issued["kid"]]
@@ -60,15 +61,42 @@ def test_model_seal_inspect_rewrap(cli, tmp_path):
     assert run_json(cli, ["model", "inspect", str(sealed)]) == header
 
 
-def test_model_seal_refuses_a_pickle(cli, tmp_path):
+@pytest.mark.parametrize(("zipped", "what"), [
+    (True, "a zip archive holding a pickle"), (False, "a pickle")])
+def test_model_seal_refuses_a_torch_save_file_and_says_how_to_convert(cli, tmp_path, zipped,
+                                                                       what):
     import torch
     pickled = tmp_path / "w.pt"
-    torch.save({"w": torch.ones(3)}, pickled)
+    torch.save({"w": torch.ones(3)}, pickled, _use_new_zipfile_serialization=zipped)
     result = cli.invoke(args=["model", "seal", str(pickled), str(tmp_path / "x"), "--model", "m",
                               "--version", "1"])
     assert result.exit_code == 1
-    assert "not a safetensors file" in result.stderr
+    assert f"is a torch.save file ({what}), not safetensors" in result.stderr
+    assert f"model convert {pickled} {tmp_path / 'w.safetensors'}" in result.stderr
+    assert "header length" not in result.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_model_convert_then_seal(cli, tmp_path):
+    import torch
+    pickled, converted = tmp_path / "w.pt", tmp_path / "w.safetensors"
+    weight = torch.arange(6.0).reshape(2, 3)
+    torch.save({"state_dict": {"w": weight, "t": weight.t()}, "epoch": 3}, pickled)
+    assert run_json(cli, ["model", "convert", str(pickled), str(converted)])["tensors"] == [
+        "t", "w"]
+    header = run_json(cli, ["model", "seal", str(converted), str(tmp_path / "s"), "--model", "m",
+                            "--version", "1"])
+    assert header["model"] == "m"
+
+
+def test_model_convert_refuses_a_pickled_module(cli, tmp_path):
+    import torch
+    pickled = tmp_path / "module.pt"
+    torch.save(torch.nn.Linear(2, 2), pickled)
+    result = cli.invoke(args=["model", "convert", str(pickled), str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "model.state_dict()" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_model_seal_refuses_an_overlong_model_name(cli, tmp_path):

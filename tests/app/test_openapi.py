@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from tests.app.openapi_conformance import (
     served_operations,
 )
 from tests.app.openapi_world import World, make_world, write_faulty_repository
+from tests.doc_blocks import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,15 +88,7 @@ def test_a_wrong_body_is_caught_by_the_document(client, document):
     assert conformance_errors(document, response, "/healthz", "GET") != []
 
 
-def _renderer():
-    spec = importlib.util.spec_from_file_location("render_openapi",
-                                                  ROOT / "scripts" / "render_openapi.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_docs_api_md_is_up_to_date():
-    rendered = _renderer().render(build_document())
+    rendered = load_script("render_openapi").render(build_document())
     committed = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
     assert committed == rendered, "run: .venv/bin/python scripts/render_openapi.py"

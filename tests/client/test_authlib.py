@@ -56,3 +56,26 @@ def test_wrong_password_is_invalid_grant(live) -> None:
         session.fetch_token(f"{live.url}/auth/token", username="alice", password="wrong one")
     assert (caught.value.error, [s for _, s in live.recorder.paths()]) == (
         "invalid_grant", [400])
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+def test_revoke_token_authenticates_with_client_credentials(live, method) -> None:
+    """RFC 7009: the client authenticates the revocation as at the token endpoint."""
+    session = OAuth2Session(live.client.name, live.client.secret,
+                            token_endpoint_auth_method=method,
+                            revocation_endpoint_auth_method=method, default_timeout=5)
+    token = session.fetch_token(f"{live.url}/auth/token", grant_type="client_credentials")
+    revoked = session.revoke_token(f"{live.url}/auth/revoke", token["access_token"])
+    me = session.get(f"{live.url}/auth/whoami", timeout=5)
+    assert (revoked.status_code, me.status_code) == (200, 401)
+    assert me.json()["type"] == "urn:torchgate:problem:token-revoked"
+
+
+def test_revoke_with_a_wrong_client_secret_is_invalid_client(live) -> None:
+    session = OAuth2Session(live.client.name, live.client.secret, default_timeout=5)
+    token = session.fetch_token(f"{live.url}/auth/token", grant_type="client_credentials")
+    wrong = OAuth2Session(live.client.name, "not the secret", default_timeout=5)
+    refused = wrong.revoke_token(f"{live.url}/auth/revoke", token["access_token"])
+    me = session.get(f"{live.url}/auth/whoami", timeout=5)
+    assert (refused.status_code, refused.json()["error"], me.status_code) == (
+        401, "invalid_client", 200)

@@ -78,8 +78,10 @@ class GatewayProcess:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def flask(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
-        """`flask --app wsgi …` with exactly this gateway's configuration."""
-        return subprocess.run([str(FLASK), "--app", "wsgi", *args], cwd=REPO, env=self.env,
+        """`flask --app wsgi …` with exactly this gateway's configuration and this checkout's code
+        (flask imports its command plugins before the working directory is on sys.path)."""
+        return subprocess.run([str(FLASK), "--app", "wsgi", *args], cwd=REPO,
+                              env={**self.env, "PYTHONPATH": str(REPO)},
                               capture_output=True, text=True, timeout=timeout, check=False)
 
     def stop(self) -> int:
@@ -89,8 +91,10 @@ class GatewayProcess:
 
 def launch(root: Path, settings: Settings, *, keys: Secrets | None = None,
            identities: Identities | None = None, workers: int = 2,
-           server_env: dict[str, str] | None = None) -> GatewayProcess:
-    """Prepare an instance under root and start gunicorn on it; raises with the log on failure."""
+           server_env: dict[str, str] | None = None,
+           command: list[str] | None = None) -> GatewayProcess:
+    """Prepare an instance under root and start gunicorn on it (or `command`, e.g. `torchgate
+    serve`); raises with the log on failure."""
     keys = keys or Secrets()
     toml, env = write_instance(root, keys, settings)
     identities = identities or create_identities(keys, toml)
@@ -99,7 +103,7 @@ def launch(root: Path, settings: Settings, *, keys: Secrets | None = None,
                TORCHGATE_THREADS="2", TORCHGATE_GRACEFUL_TIMEOUT="15", **(server_env or {}))
     log_path = root / "gunicorn.stderr"
     with log_path.open("wb") as log:
-        master = subprocess.Popen([str(GUNICORN), "-c", "gunicorn.conf.py", "wsgi:app"],
+        master = subprocess.Popen(command or [str(GUNICORN), "-c", "gunicorn.conf.py", "wsgi:app"],
                                   cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                   stderr=log, start_new_session=True)
     gateway = GatewayProcess(f"http://127.0.0.1:{port}", master, root, env, keys, identities,

@@ -91,7 +91,8 @@ def test_every_line_logged_while_answering_a_request_has_its_request_id(finished
     gateway, _, request_ids = finished_run
     lines = [json.loads(line) for line in gateway.log_text().splitlines()
              if _is_json_object(line)]
-    app_lines = [line for line in lines if not line["logger"].startswith("gunicorn")]
+    app_lines = [line for line in lines  # gunicorn's and the start-up line answer no request
+                 if not line["logger"].startswith(("gunicorn", "torchgate.startup"))]
     assert {line.get("request_id") for line in app_lines} >= request_ids
     assert [line for line in app_lines if not line.get("request_id")] == []
 
@@ -101,3 +102,15 @@ def _is_json_object(line: str) -> bool:
         return isinstance(json.loads(line), dict)
     except json.JSONDecodeError:
         return False
+
+
+def test_start_up_is_one_line_with_the_bind_address_and_the_models(finished_run):
+    gateway, _, _ = finished_run
+    lines = [json.loads(line) for line in gateway.log_text().splitlines()
+             if '"torchgate.startup"' in line]
+    assert len(lines) == 1  # preloaded (CPU): the master loads the models, once
+    facts = lines[0]["startup"]
+    assert (facts["env"], facts["bind"], facts["store"]) == (
+        "production", gateway.url.removeprefix("http://"), "sqlite")
+    assert {(m["name"], m["device"]) for m in facts["models"]} == {("tiny", "cpu"),
+                                                                    ("sleepy", "cpu")}
