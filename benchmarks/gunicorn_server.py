@@ -12,12 +12,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def start_server(target: str, env: dict, port: int, log: Path) -> subprocess.Popen:
-    """gunicorn -c gunicorn.conf.py TARGET on 127.0.0.1:port, 2 workers; returns once it answers."""
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith("TORCHGATE_") or k.startswith("TORCHGATE_BENCH_")}
-    base.update({k.removeprefix("TORCHGATE_BENCH_"): v for k, v in os.environ.items()
-                 if k.startswith("TORCHGATE_BENCH_TORCHGATE_")})
-    base.update(env, TORCHGATE_BIND=f"127.0.0.1:{port}", TORCHGATE_WORKERS="2")
+    """gunicorn -c gunicorn.conf.py TARGET on 127.0.0.1:port (2 workers unless env says); returns
+    once it answers."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("TORCHGATE_")}
+    base.update({"TORCHGATE_WORKERS": "2", **env, "TORCHGATE_BIND": f"127.0.0.1:{port}"})
     command = [str(REPO / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py",
                "--pythonpath", "benchmarks", target]
     with log.open("wb") as out:

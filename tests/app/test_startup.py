@@ -47,7 +47,7 @@ def test_a_shared_store_outage_is_logged_at_error(app, gateway, auth, caplog, mo
     """docs/operations.md tells operators to alert on ERROR: an outage must reach that level."""
     def unreachable(*args, **kwargs):
         raise StoreUnavailable()
-    monkeypatch.setattr(gateway.verifier, "verify", unreachable)
+    monkeypatch.setattr(gateway.verifier, "verify_not_revoked", unreachable)
     with caplog.at_level(logging.WARNING):
         answer = app.test_client().get("/auth/whoami", headers=auth.headers())
     assert answer.status_code == 503
