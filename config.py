@@ -138,8 +138,6 @@ SERVER_VARIABLES: dict[str, tuple[str, str]] = {
     "FORWARDED_ALLOW_IPS": ("127.0.0.1", "proxies gunicorn believes about the scheme"),
     "CONTROL_SOCKET": ("", "path of gunicorn's control socket (off when empty)"),
     "TORCH_THREADS": ("cores // workers", "torch intra-op threads per worker"),
-    "SWITCH_INTERVAL_MS": ("0.5", "how long a worker thread may hold the GIL while another "
-                           "waits (CPython's own default is 5)"),
     "TLS_CERT": ("", "PEM certificate: TLS at gunicorn (docs/mtls.md)"),
     "TLS_KEY": ("", "PEM key of TLS_CERT"),
     "TLS_CA": ("", "CA bundle that client certificates are checked against"),

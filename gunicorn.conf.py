@@ -104,18 +104,9 @@ if preload_app:
     torch.set_num_threads(1)
 
 
-# How long a thread may hold the GIL while another waits for it (CPython's default is 5 ms). A
-# request thread returning from a socket, SQLite or flock call waits that long behind a busy
-# sibling; the gthread main loop does too, before it can hand the next request over.
-SWITCH_INTERVAL = _env("SWITCH_INTERVAL_MS", 0.5) / 1000
-
-
 def post_fork(server, worker):
-    import sys
-
     import torch
     torch.set_num_threads(TORCH_THREADS)
-    sys.setswitchinterval(SWITCH_INTERVAL)
 
 
 class JsonLogger(_GunicornLogger):

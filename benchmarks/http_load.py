@@ -223,10 +223,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="TORCHGATE_THREADS (gunicorn.conf.py's "
                         "default when not given)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="more gunicorn.conf.py settings, e.g. TORCHGATE_SWITCH_INTERVAL_MS=5")
     args = parser.parse_args()
     connection_counts = [int(n) for n in args.connections.split(",")]
     server_env = {"TORCHGATE_WORKERS": str(args.workers),
-                  **({"TORCHGATE_THREADS": str(args.threads)} if args.threads else {})}
+                  **({"TORCHGATE_THREADS": str(args.threads)} if args.threads else {}),
+                  **dict(item.split("=", 1) for item in args.server_env)}
     print(f"{os.cpu_count()} CPUs, {args.workers} workers, keep-alive connections "
           f"{args.connections} in up to {args.processes} client processes, {args.seconds:g} s "
           f"per case, store {args.store_url.split('@')[-1]}, database "

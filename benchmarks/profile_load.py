@@ -33,8 +33,28 @@ def workers_of(master: int) -> list[int]:
             and _parent(p) == master]
 
 
-def own_time(raw_files: list[Path]) -> tuple[collections.Counter, int]:
-    """Samples per innermost frame ("function (file:line)"), and the total."""
+# Steps of a request, by a frame that only that step runs; a sample counts for the innermost
+# step on its stack (so the envelope inside the dataplane counts as the envelope).
+STEPS = (
+    ("token (cache, claims)", "guard.py"),
+    ("admission (store round trip)", "SqliteStore.admit"),
+    ("admission (store round trip)", "RedisStore.admit"),
+    ("envelope open (JWE, AES-GCM)", "open_body"),
+    ("reply seal (JSON, AES-GCM)", "seal_reply"),
+    ("inputs, forward, outputs (runner)", "ModelRunner.predict"),
+    ("audit record", "app/audit.py"),
+    ("access log line", "log_request"),
+    ("metrics", "app/metrics.py"),
+    ("request facts, record", "app/lifecycle.py"),
+    ("Flask / werkzeug", "flask/app.py"),
+    ("gunicorn (HTTP parsing, gthread)", "gunicorn/"),
+    ("idle / other threads", "concurrent/futures/thread.py"),
+)
+
+
+def own_time(raw_files: list[Path], by_step: bool) -> tuple[collections.Counter, int]:
+    """Samples per innermost frame ("function (file:line)") or per request step, and the
+    total."""
     counts: collections.Counter = collections.Counter()
     total = 0
     for path in raw_files:
@@ -42,10 +62,18 @@ def own_time(raw_files: list[Path]) -> tuple[collections.Counter, int]:
             stack, _, samples = line.rpartition(" ")
             if not stack:
                 continue
-            leaf = stack.split(";")[-1]
-            counts[leaf] += int(samples)
+            frames = stack.split(";")
+            counts[step_of(frames) if by_step else frames[-1]] += int(samples)
             total += int(samples)
     return counts, total
+
+
+def step_of(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for step, marker in STEPS:
+            if marker in frame:
+                return step
+    return "other"
 
 
 def main() -> None:
@@ -54,6 +82,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--gil", action="store_true", help="only samples holding the GIL")
+    parser.add_argument("--by-step", action="store_true",
+                        help="group samples by request step (inclusive) instead of function")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="profile-load-") as tmp:
         root = Path(tmp)
@@ -78,10 +108,10 @@ def main() -> None:
                 spy.wait(60)
         finally:
             stop(server)
-        counts, total = own_time([out for out in outputs if out.exists()])
+        counts, total = own_time([out for out in outputs if out.exists()], args.by_step)
     print(f"{args.case}: {len(result.latencies) / result.seconds:,.0f} req/s while sampled; "
           f"{total} samples{' holding the GIL' if args.gil else ''}")
-    print("| own time | function |\n|---:|---|")
+    print(f"| share of samples | {'step' if args.by_step else 'function (own time)'} |\n|---:|---|")
     for leaf, samples in counts.most_common(args.top):
         print(f"| {100 * samples / max(1, total):.1f} % | `{leaf}` |")
 
