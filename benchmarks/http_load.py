@@ -224,7 +224,7 @@ def main() -> None:
                         "default when not given)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
-                        help="more gunicorn.conf.py settings, e.g. TORCHGATE_SWITCH_INTERVAL_MS=5")
+                        help="more gunicorn.conf.py settings, e.g. TORCHGATE_KEEPALIVE=10")
     args = parser.parse_args()
     connection_counts = [int(n) for n in args.connections.split(",")]
     server_env = {"TORCHGATE_WORKERS": str(args.workers),

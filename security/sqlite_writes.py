@@ -2,10 +2,13 @@
 kept off the request path.
 
 SQLite lets one writer at a time into a file and makes the others wait in its busy handler,
-which sleeps 1, 2, 5, 10... ms between tries: under load most of a request's time went into
-those sleeps. Writers that first queue on a WriteTurn wait in the kernel instead (flock(2) with
-the GIL released) and are woken the moment the turn is free. SQLite's own locks stay in force
-underneath, so a process that does not take the turn (the sqlite3 shell) is still safe.
+which sleeps 1, 2, 5, 10... ms between tries. A transaction of several statements (the audit
+trail's insert, head update and commit) holds SQLite's lock across GIL hand-overs, so under load
+most of a request's time went into those sleeps. Writers that first queue on a WriteTurn wait in
+the kernel instead (flock(2) with the GIL released) and are woken the moment the turn is free.
+SQLite's own locks stay in force underneath, so a process that does not take the turn (the
+sqlite3 shell) is still safe. A single-statement write (the store's admission) holds SQLite's
+lock only inside that statement and does better without a turn (benchmarks/README.md).
 
 A WAL file is folded back into the database by a checkpoint, which fsyncs. SQLite runs one
 inside whichever commit crosses 1,000 pages, and that request then waits for the disk while
@@ -73,7 +76,7 @@ class WriteTurn:
         if self._pid != os.getpid():
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             self._pid = os.getpid()
-            Checkpointer(self.database).start()
+            ensure_checkpointer(self.database)
         return self._fd
 
 
@@ -89,6 +92,20 @@ def _forget_in_child(turn: WriteTurn) -> None:
             child._pid = 0  # never unlock through the parent's descriptor: that frees its lock
 
     os.register_at_fork(after_in_child=reset)
+
+
+_running: set[tuple[int, Path]] = set()
+_running_lock = threading.Lock()
+
+
+def ensure_checkpointer(database: Path) -> None:
+    """Start this process's Checkpointer for `database` unless one runs already."""
+    key = (os.getpid(), Path(database).resolve())
+    with _running_lock:
+        if key in _running:
+            return
+        _running.add(key)
+    Checkpointer(key[1]).start()
 
 
 class Checkpointer:
@@ -108,6 +125,7 @@ class Checkpointer:
         while True:
             time.sleep(self._interval)
             if not self._database.exists():
+                _running.discard((os.getpid(), self._database))
                 break
             try:
                 if connection is None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from errors import StoreUnavailable
 from security.admission import Admission, AdmissionRequest, spent_counter
-from security.sqlite_writes import NO_AUTO_CHECKPOINT, WriteTurn
+from security.sqlite_writes import NO_AUTO_CHECKPOINT, ensure_checkpointer
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +84,11 @@ class SqliteStore:
         self._cleanup_interval = cleanup_interval
         self._clock = clock
         self._local = threading.local()
-        # Writers of every thread and process on the machine queue here, where a release wakes
-        # the next at once; contending inside SQLite, each sleeps 1, 2, 5, 10... ms between tries.
-        self._write_turn = WriteTurn(self.path)
+        # A worker's threads queue for writes here, where a release wakes the next at once;
+        # contending inside SQLite instead, each waiter sleeps 1, 2, 5, 10... ms between tries.
+        # Across processes every write is one statement, so SQLite's lock is held only inside it
+        # (a machine-wide WriteTurn measured slower here: security/sqlite_writes.py).
+        self._write_lock = threading.Lock()
         # Every connection opened, with its process id: close() closes this process's, and a
         # parent's, inherited through fork, stays referenced so it is never closed in the child.
         self._connections: list[tuple[int, sqlite3.Connection]] = []
@@ -200,17 +202,9 @@ class SqliteStore:
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
-        """This thread's connection, holding the machine's write turn for the file."""
-        try:
-            self._write_turn.acquire()
-        except OSError as exc:  # the lock file cannot be opened: the store is not usable
-            log.warning("sqlite store failed: %s: %s", type(exc).__name__, exc)
-            raise StoreUnavailable() from exc
-        try:
-            with self._connection() as conn:
-                yield conn
-        finally:
-            self._write_turn.release()
+        """This thread's connection, holding the process's write turn."""
+        with self._write_lock, self._connection() as conn:
+            yield conn
 
     def _thread_connection(self) -> sqlite3.Connection:
         """Reuse this thread's connection unless it was opened in another process or closed."""
@@ -230,7 +224,8 @@ class SqliteStore:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             self._enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute(NO_AUTO_CHECKPOINT)  # the write turn's Checkpointer does it
+            conn.execute(NO_AUTO_CHECKPOINT)  # this process's Checkpointer does it
+            ensure_checkpointer(self.path)
             conn.executescript(SCHEMA)
         except sqlite3.Error:
             conn.close()
