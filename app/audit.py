@@ -49,9 +49,9 @@ def is_audited(request: Request) -> bool:
 def write(record: RequestRecord, response: Response) -> Response:
     """The response once its record is committed; a 503 problem when it cannot be."""
     try:
-        audit_trail().append(record.audit_record())
+        audit_trail().append(record.audit)
     except AuditUnavailable as exc:
         log.error("audit record not written: answer replaced by 503",
-                  extra={"request_id": record.request_id, "status": record.status})
+                  extra={"request_id": record.audit.request_id, "status": record.audit.status})
         return problem_response(exc)
     return response

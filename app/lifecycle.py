@@ -41,9 +41,9 @@ def _finish(response: Response) -> Response:
     record = _record(g.facts, response.status_code)
     if audit.is_audited(request):
         response = audit.write(record, response)
-        if response.status_code != record.status:  # withheld: the record says what left
+        if response.status_code != record.audit.status:  # withheld: the record says what left
             record = _record(g.facts, response.status_code)
-    response.headers["X-Request-ID"] = record.request_id
+    response.headers["X-Request-ID"] = record.audit.request_id
     requestlog.log_request(record)
     metrics.count(record)
     return response

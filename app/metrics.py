@@ -162,12 +162,13 @@ def request_ended() -> None:
 
 def _count(record: RequestRecord) -> None:
     metrics = current_metrics()
-    status = record.status
+    audit = record.audit
+    status = audit.status
     method = record.method if record.method in METHODS else "other"
     metrics.requests.labels(method, record.route or UNMATCHED_ROUTE, str(status)).inc()
-    if record.model is not None and status < 400 and record.action in MODEL_CALLS:
-        metrics.predict_latency.labels(record.model, record.version or "").observe(
-            record.latency_us / 1e6)
+    if audit.model is not None and status < 400 and audit.action in MODEL_CALLS:
+        metrics.predict_latency.labels(audit.model, audit.version or "").observe(
+            audit.latency_us / 1e6)
     reason = _auth_failure(record)
     if reason is not None:
         metrics.auth_failures.labels(reason).inc()
@@ -176,7 +177,8 @@ def _count(record: RequestRecord) -> None:
 def _auth_failure(record: RequestRecord) -> str | None:
     """The reason of a refused caller: the problem slug of a 401/403/429, or the OAuth error."""
     reason = record.refusal  # OAuth errors other than these two come with status 400
-    return reason if reason in OAUTH_FAILURES or record.status in AUTH_FAILURE_STATUSES else None
+    return (reason if reason in OAUTH_FAILURES or record.audit.status in AUTH_FAILURE_STATUSES
+            else None)
 
 
 def _served(models: ModelRegistry, name: str, version: str) -> int:

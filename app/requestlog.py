@@ -68,7 +68,8 @@ def configure_logging(level: str, log_format: str = "json") -> None:
 def log_request(record: RequestRecord) -> None:
     """The access-log line of one answered request (no token, key or payload: none is here)."""
     if log.isEnabledFor(logging.INFO):
+        audit = record.audit
         log.info("request", extra={
-            "request_id": record.request_id, "method": record.method, "route": record.route,
-            "status": record.status, "subject": record.subject,
-            "latency_ms": round(record.latency_us / 1000, 3)})
+            "request_id": audit.request_id, "method": record.method, "route": record.route,
+            "status": audit.status, "subject": audit.subject,
+            "latency_ms": round(audit.latency_us / 1000, 3)})

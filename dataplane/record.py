@@ -32,39 +32,25 @@ class RequestFacts:
                requested: tuple[str | None, str | None] = (None, None)) -> RequestRecord:
         """The frozen record; `requested` is the model and version the URL named, kept when
         the request was refused before they were resolved."""
-        return RequestRecord(
-            time=utc_now(), request_id=self.request_id, subject=self.subject, action=action,
-            model=self.model or requested[0], version=self.version or requested[1],
+        audit = AuditRecord(
+            time=utc_now(), request_id=self.request_id, subject=storable(self.subject),
+            action=action, model=storable(self.model or requested[0]),
+            version=storable(self.version or requested[1]),
             decision="allow" if status < 400 else "deny", status=status,
             latency_us=round((time.perf_counter() - self.started) * 1e6),
-            body_sha256=self.body_sha256, method=method, route=route, refusal=self.refusal)
+            body_sha256=self.body_sha256)
+        return RequestRecord(audit=audit, method=method, route=route, refusal=self.refusal)
 
 
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
-    """One answered request: who asked for what, and what the gateway answered."""
+    """One answered request: its audit record (who asked for what, and what the gateway
+    answered, client-chosen text made storable), plus what the log line and metrics add."""
 
-    time: str
-    request_id: str
-    subject: str | None
-    action: str
-    model: str | None
-    version: str | None
-    decision: str
-    status: int
-    latency_us: int
-    body_sha256: str | None
+    audit: AuditRecord
     method: str
     route: str | None  # the URL template, None when no route matched
     refusal: str | None
-
-    def audit_record(self) -> AuditRecord:
-        """What the audit trail stores, with client-chosen text made storable."""
-        return AuditRecord(
-            time=self.time, request_id=self.request_id, subject=storable(self.subject),
-            action=self.action, model=storable(self.model), version=storable(self.version),
-            decision=self.decision, status=self.status, latency_us=self.latency_us,
-            body_sha256=self.body_sha256)
 
 
 def storable(text: str | None) -> str | None:

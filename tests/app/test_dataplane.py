@@ -54,11 +54,15 @@ def test_a_revoked_token_without_the_permission_is_401(app, auth, sealer):
     assert post(app, token, sealer.seal(ROWS)).status_code == 401
 
 
-def test_a_spent_budget_answers_429_before_a_bad_envelope(overrides):
-    app = create_app({**overrides, "rate_limit_predict": "1/minute"})
+def limited(overrides: dict, rate: str) -> tuple[Flask, str, Sealer]:
+    """An app with RATE_LIMIT_PREDICT=rate, a caller's token and sealer."""
+    app = create_app({**overrides, "rate_limit_predict": rate})
     auth = Auth(app)
-    sealer = Sealer(*auth.payload_key())
-    token = auth.token()
+    return app, auth.token(), Sealer(*auth.payload_key())
+
+
+def test_a_spent_budget_answers_429_before_a_bad_envelope(overrides):
+    app, token, sealer = limited(overrides, "1/minute")
     assert post(app, token, b"{}").status_code == 400  # counted, then refused
     response = post(app, token, b"{}")
     assert (response.status_code, response.json["type"]) == (
@@ -67,10 +71,7 @@ def test_a_spent_budget_answers_429_before_a_bad_envelope(overrides):
 
 
 def test_a_request_refused_for_its_rate_limit_can_be_sent_again(overrides):
-    app = create_app({**overrides, "rate_limit_predict": "1/second"})
-    auth = Auth(app)
-    sealer = Sealer(*auth.payload_key())
-    token = auth.token()
+    app, token, sealer = limited(overrides, "1/second")
     assert post(app, token, sealer.seal(ROWS)).status_code == 200
     envelope = sealer.seal(ROWS)
     assert post(app, token, envelope).status_code == 429
