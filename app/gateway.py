@@ -153,5 +153,5 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute(NO_AUTO_CHECKPOINT)  # the audit write turn's Checkpointer does it
+    cursor.execute(NO_AUTO_CHECKPOINT)  # the audit writer checkpoints, outside its turn
     cursor.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import wraps
 from typing import Any
 
@@ -31,15 +31,16 @@ def authenticate() -> Identity:
     return identify(check_revocation=True)[0]
 
 
-def identify(*, check_revocation: bool) -> tuple[Identity, dict[str, Any]]:
+def identify(*, check_revocation: bool) -> tuple[Identity, Mapping[str, Any]]:
     """The caller and its verified claims. `check_revocation=False` is for the dataplane alone,
-    which asks the store about revocation in its admission round trip."""
+    which asks the store about revocation in its admission round trip and records the caller
+    only then; otherwise the caller is recorded here, once every check passed."""
     verifier = current_gateway().verifier
     claims = verifier.authenticate(bearer_token())
+    identity = identity_from_claims(claims)
     if check_revocation:
         verifier.verify_not_revoked(claims)
-    identity = identity_from_claims(claims)
-    current_facts().subject = identity.subject
+        current_facts().subject = identity.subject
     return identity, claims
 
 

@@ -39,8 +39,10 @@ def call_model(name: str, version: str | None, respond: Respond,
 
 
 def http_body() -> Body:
+    """The body, not read yet: touching request.stream already applies werkzeug's size limit,
+    which must answer only after the token, permission and model checks."""
     return Body(media_type=request.mimetype, content_length=request.content_length,
-                read=request.stream.read)
+                read=lambda size: request.stream.read(size))
 
 
 @bp.get("/models")

@@ -17,7 +17,7 @@ counts against the rate limit once the permission passed), so a revoked token al
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +56,7 @@ class CallRequest:
     """A model call as the HTTP layer decoded it."""
 
     identity: Identity
-    claims: dict[str, Any]  # the verified token's claims: revocation keys come from them
+    claims: Mapping[str, Any]  # the verified token's claims: revocation keys come from them
     model: str
     version: str | None
     body: Body
@@ -92,8 +92,10 @@ class ModelCall:
             opened = self._open(call, facts)
         except GatewayError:  # revocation and the rate limit answer before a later refusal
             self._admit(call, None, counted=permitted)
+            facts.subject = call.identity.subject  # the token holds: the caller is recorded
             raise
         self._admit(call, opened.claim_key, counted=True)
+        facts.subject = call.identity.subject
         body = call.respond(runner, parse_object(opened.plaintext), facts.request_id)
         return Reply(*seal_reply(body, opened))
 

@@ -60,7 +60,8 @@ class RateLimit:
     def parse(cls, scope: str, text: str) -> RateLimit:
         """ValueError for text `limits` cannot read; "" (or blanks) means no limit."""
         text = text.strip()
-        return cls(scope, tuple(parse_many(text)) if text else ())
+        items = {str(item): item for item in parse_many(text)} if text else {}
+        return cls(scope, tuple(items.values()))  # a limit written twice counts once
 
     def counters(self, identity: str) -> tuple[Counter, ...]:
         """The counters one hit by `identity` (a subject, an address) increments."""

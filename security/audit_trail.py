@@ -16,6 +16,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from errors import ServiceUnavailable
 from security.audit import (
     GENESIS,
     AuditRecord,
@@ -30,7 +31,7 @@ from security.audit import (
     record_values,
     utc_now,
 )
-from security.sqlite_writes import WriteTurn
+from security.sqlite_writes import CheckpointSchedule, WriteTurn
 
 log = logging.getLogger(__name__)
 
@@ -58,43 +59,6 @@ def write_turn(engine: sa.Engine) -> AbstractContextManager:
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         return nullcontext()
     return WriteTurn(Path(database))
-
-
-class DriverWriter:
-    """One connection of the engine's pool kept by this process for the audit writer, used
-    through the driver itself: executemany of the rows, the head UPDATE, one commit."""
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-        self.errors: type[Exception] = engine.dialect.loaded_dbapi.Error
-        self._connection = None
-        self._pid = 0
-
-    def run(self, insert: str, rows: list[tuple], update: str, params: tuple) -> int:
-        """Insert rows and run the update in one transaction; the update's rowcount. A failed
-        transaction is rolled back and its connection given up, so the next call reconnects."""
-        connection = self._checked_out()
-        try:
-            cursor = connection.cursor()
-            cursor.executemany(insert, rows)
-            cursor.execute(update, params)
-            moved = cursor.rowcount
-            if moved == 1:
-                connection.commit()
-            else:
-                connection.rollback()
-            return moved
-        except self.errors:
-            self._connection = None
-            connection.invalidate()
-            raise
-
-    def _checked_out(self):
-        if self._pid != os.getpid() or self._connection is None:
-            # A forked child leaves the parent's connection alone (the engine's pool was
-            # already reset for it) and takes one of its own.
-            self._connection, self._pid = self._engine.raw_connection(), os.getpid()
-        return self._connection
 
 
 class ChainConflict(sa.exc.SQLAlchemyError):
@@ -126,7 +90,7 @@ class AuditTrail:
         self._on_commit = on_commit
         self._insert_sql = driver_sql(engine, INSERT_RECORDS_SQL)
         self._write_turn = write_turn(engine)
-        self._writer = DriverWriter(engine)
+        self._checkpoints = CheckpointSchedule() if engine.dialect.name == "sqlite" else None
         self._advance_sql = driver_sql(engine, ADVANCE_HEAD_SQL)
         self._key = key
         self._key_id = key_id(key)
@@ -144,30 +108,50 @@ class AuditTrail:
         ticket = _Ticket(record, os.getpid())
         with self._queue_lock:
             self._queue.append(ticket)
+        committed = 0
         with self._lock:
             if ticket.head is None and not ticket.failed:
-                self._flush()
+                committed = self._flush()
+        if committed:  # this thread wrote the batch: the follow-ups, outside every lock
+            self._after_commit(committed)
         if ticket.head is None:
             raise AuditUnavailable()
         return ticket.head
 
-    def _flush(self) -> None:
-        """Write every queued record of this process in one transaction (two after a fork)."""
+    def _after_commit(self, records: int) -> None:
+        """Report the group commit's size; checkpoint a SQLite WAL when due. Neither may change
+        the answer: the records are committed."""
+        if self._on_commit is not None:
+            try:
+                self._on_commit(records)
+            except Exception:
+                log.warning("audit commit size not reported", exc_info=True)
+        if self._checkpoints is not None:
+            self._checkpoints.run_if_due(self._checkpoint)
+
+    def _checkpoint(self, sql: str) -> None:
+        with self._engine.connect() as conn:
+            conn.exec_driver_sql(sql).fetchall()
+
+    def _flush(self) -> int:
+        """Write every queued record of this process in one transaction (two after a fork);
+        the number of records committed."""
         pid = os.getpid()
         with self._queue_lock:
             batch = [t for t in self._queue if t.pid == pid]  # a parent's tickets stay its own
             self._queue = []
         if not batch:
-            return
+            return 0
         try:
             with self._write_turn:
                 self._write(batch)
             self._in_doubt = False
-        except (sa.exc.SQLAlchemyError, self._writer.errors, OSError) as exc:
+        except (sa.exc.SQLAlchemyError, ServiceUnavailable, OSError) as exc:
             self._in_doubt = True  # a failed commit may still have landed: re-read the head
             log.error("audit write failed: %s", type(exc).__name__)
         for ticket in batch:
             ticket.failed = ticket.head is None
+        return sum(not ticket.failed for ticket in batch)
 
     def _write(self, batch: list[_Ticket]) -> None:
         head = self._head
@@ -179,15 +163,15 @@ class AuditTrail:
             batch[0].head = self._head = head = self._start_chain(batch[0].record)
             batch = batch[1:]
         if batch:
-            heads = self._append(head, [t.record for t in batch])
-            if self._on_commit is not None:
-                self._on_commit(len(batch))
+            with self._engine.begin() as conn:
+                heads = self._append(conn, head, [t.record for t in batch])
             for ticket, ticket_head in zip(batch, heads, strict=True):
                 ticket.head = ticket_head
             self._head = heads[-1]
 
-    def _append(self, head: ChainHead, records: list[AuditRecord]) -> list[ChainHead]:
-        """Link records after head and commit them with the head moved, in one transaction."""
+    def _append(self, conn: sa.Connection, head: ChainHead,
+                records: list[AuditRecord]) -> list[ChainHead]:
+        """Link records after head; insert them (one executemany) and move the head."""
         rows, heads = [], []
         for record in records:
             seq = head.seq + 1
@@ -200,7 +184,8 @@ class AuditTrail:
         advance = (head.seq, head.record_hash,
                    head_mac(self._key, head.chain_id, head.seq, head.record_hash),
                    head.chain_id, heads[0].seq - 1)
-        if self._writer.run(self._insert_sql, rows, self._advance_sql, advance) != 1:
+        conn.exec_driver_sql(self._insert_sql, rows)
+        if conn.exec_driver_sql(self._advance_sql, advance).rowcount != 1:
             raise ChainConflict(f"chain {head.chain_id} moved under this writer")
         return heads
 

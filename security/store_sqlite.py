@@ -21,7 +21,7 @@ from pathlib import Path
 
 from errors import StoreUnavailable
 from security.admission import Admission, AdmissionRequest, spent_counter
-from security.sqlite_writes import NO_AUTO_CHECKPOINT, ensure_checkpointer
+from security.sqlite_writes import NO_AUTO_CHECKPOINT, CheckpointSchedule
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ class SqliteStore:
         # Across processes every write is one statement, so SQLite's lock is held only inside it
         # (a machine-wide WriteTurn measured slower here: security/sqlite_writes.py).
         self._write_lock = threading.Lock()
+        self._checkpoints = CheckpointSchedule()
         # Every connection opened, with its process id: close() closes this process's, and a
         # parent's, inherited through fork, stays referenced so it is never closed in the child.
         self._connections: list[tuple[int, sqlite3.Connection]] = []
@@ -202,9 +203,11 @@ class SqliteStore:
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
-        """This thread's connection, holding the process's write turn."""
+        """This thread's connection, holding the process's write turn; afterwards, outside
+        it, a passive WAL checkpoint when one is due (security.sqlite_writes)."""
         with self._write_lock, self._connection() as conn:
             yield conn
+        self._checkpoints.run_if_due(lambda sql: conn.execute(sql).fetchall())
 
     def _thread_connection(self) -> sqlite3.Connection:
         """Reuse this thread's connection unless it was opened in another process or closed."""
@@ -224,8 +227,7 @@ class SqliteStore:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             self._enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute(NO_AUTO_CHECKPOINT)  # this process's Checkpointer does it
-            ensure_checkpointer(self.path)
+            conn.execute(NO_AUTO_CHECKPOINT)  # writers run it, outside the lock (_writing)
             conn.executescript(SCHEMA)
         except sqlite3.Error:
             conn.close()

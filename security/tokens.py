@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 import jwt
@@ -105,20 +106,21 @@ class TokenVerifier:
             roles_claim=roles_claim) if external_keys else None
         self._cache = VerifiedTokenCache()
 
-    def verify(self, token: str, *, expected_type: str = "access") -> dict[str, Any]:
+    def verify(self, token: str, *, expected_type: str = "access") -> Mapping[str, Any]:
         """Every check, revocation included (one store read)."""
         claims = self.authenticate(token, expected_type=expected_type)
         self.verify_not_revoked(claims)
         return claims
 
-    def authenticate(self, token: str, *, expected_type: str = "access") -> dict[str, Any]:
+    def authenticate(self, token: str, *, expected_type: str = "access") -> Mapping[str, Any]:
         """Signature, registered claims and type; NOT revocation, which the caller must check
         on every request (the dataplane does it in its admission round trip). A token's
         signature is verified once per worker: later calls find its claims in the cache."""
         digest = self._cache.digest(token)
         claims = self._cache.get(digest)
         if claims is None:
-            claims, until = self._verify_uncached(token, expected_type)
+            verified, until = self._verify_uncached(token, expected_type)
+            claims = MappingProxyType(verified)  # shared by every later request: read-only
             self._cache.put(digest, claims, until)
         self.verify_type(claims, expected_type)
         return claims
@@ -136,7 +138,8 @@ class TokenVerifier:
         claims = decode_verified(token, self._key, algorithms=self._algorithms,
                                  issuer=self._issuer, audience=self._audience,
                                  options=self._options)["payload"]
-        if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("jti"), str):
+        if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("jti"), str) \
+                or not is_number(claims["exp"]):
             raise invalid_token("The token is not valid.")
         return claims
 
@@ -189,7 +192,7 @@ class ExternalTokenVerifier:
             raise invalid_token(f"An {expected_type} token is required.")
         decoded = self.decode(token, key, verify_exp=True)
         verify_access_type(decoded["header"], decoded["payload"])
-        if not decoded["payload"]["sub"]:
+        if not decoded["payload"]["sub"] or not is_number(decoded["payload"]["exp"]):
             raise invalid_token("The token is not valid.")
         return self.gateway_claims(decoded["payload"])
 
@@ -209,11 +212,17 @@ class ExternalTokenVerifier:
 
     def gateway_claims(self, claims: Mapping[str, Any]) -> dict[str, Any]:
         """Roles from the configured claim, type "access", jti "" when absent, no refresh family."""
-        gateway = {name: value for name, value in claims.items() if name != "fam"}
+        # fam and gen are the gateway's own claims (refresh family, identity generation)
+        gateway = {name: value for name, value in claims.items() if name not in ("fam", "gen")}
         jti = claims.get("jti")
         gateway.update(roles=list(roles_at(claims, self._roles_claim)), type="access",
                        jti=jti if isinstance(jti, str) else "")
         return gateway
+
+
+def is_number(value: Any) -> bool:
+    """A JSON number as a time claim must be (PyJWT also accepts numeric strings)."""
+    return type(value) in (int, float)
 
 
 def header_kid(segment: str) -> str | None:

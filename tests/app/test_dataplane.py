@@ -91,3 +91,15 @@ def test_a_replayed_envelope_is_refused_even_with_a_cached_token(predict, client
     response = client.post("/predict/tiny", data=envelope, content_type=SEALED, headers=headers)
     assert (response.status_code, response.json["type"]) == (
         400, "urn:torchgate:problem:replayed-envelope")
+
+
+@pytest.mark.parametrize(("case", "roles", "path", "status"), [
+    ("no permission", ("viewer",), "/predict/tiny", 403),
+    ("unknown model", ("analyst",), "/predict/nope", 404),
+])
+def test_a_declared_oversized_body_is_413_only_after_the_earlier_checks(overrides, case, roles,
+                                                                         path, status):
+    app = create_app({**overrides, "max_body_bytes": 64})
+    token = Auth(app).token(roles=roles)
+    response = post(app, token, b"{" + b" " * 200 + b"}", path)
+    assert response.status_code == status, case

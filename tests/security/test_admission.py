@@ -101,3 +101,8 @@ def test_processes_on_one_machine_count_and_claim_in_one_sqlite_file(tmp_path: P
     assert [int(w.communicate(timeout=60)[0]) for w in workers] == [150, 150]
     counter = RateLimit.parse("p", "1000/hour").counters("a")[0]
     assert SqliteStore(path).failure_state(counter.key)[0] == 400
+
+
+def test_a_limit_written_twice_counts_once(store: SharedStore) -> None:
+    answers = [admit(store, None, "2/minute;2/minute") for _ in range(3)]
+    assert [a.spent is None for a in answers] == [True, True, False]

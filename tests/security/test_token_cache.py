@@ -7,7 +7,7 @@ import time
 import jwt
 import pytest
 
-from errors import TokenExpired
+from errors import TokenExpired, Unauthorized
 from security.token_cache import VerifiedTokenCache
 from security.tokens import TokenVerifier
 
@@ -80,3 +80,21 @@ def test_an_expired_token_is_not_served_from_the_cache() -> None:
                    - time.time()) + 0.05)
     with pytest.raises(TokenExpired):
         verifier.authenticate(value)
+
+
+def test_a_time_claim_that_is_not_a_number_is_refused_every_time() -> None:
+    verifier = TokenVerifier(algorithm="HS256", key=SECRET, issuer="torchgate",
+                             audience="torchgate", is_revoked=lambda keys: False)
+    value = token(exp=str(int(time.time()) + 60))  # PyJWT alone accepts a numeric string
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            verifier.authenticate(value)
+
+
+def test_cached_claims_cannot_be_changed_by_a_caller() -> None:
+    verifier = TokenVerifier(algorithm="HS256", key=SECRET, issuer="torchgate",
+                             audience="torchgate", is_revoked=lambda keys: False)
+    value = token()
+    with pytest.raises(TypeError):
+        verifier.authenticate(value)["sub"] = "mallory"  # type: ignore[index]
+    assert verifier.authenticate(value)["sub"] == "alice"
