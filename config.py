@@ -129,6 +129,8 @@ SERVER_VARIABLES: dict[str, tuple[str, str]] = {
     "BIND": ("127.0.0.1:8000", "host:port gunicorn listens on (`torchgate serve`)"),
     "WORKERS": ("max(2, cores)", "gunicorn worker processes"),
     "THREADS": ("4", "threads per worker"),
+    "REUSE_PORT": ("yes", "`yes`: a listening socket per worker, the kernel spreads connections "
+                   "over them; `no`: one shared socket"),
     "TIMEOUT": ("30", "seconds a request may take before its worker is restarted"),
     "GRACEFUL_TIMEOUT": ("30", "seconds in-flight requests get on shutdown"),
     "KEEPALIVE": ("5", "seconds an idle keep-alive connection is held"),

@@ -33,6 +33,12 @@ os.environ["TORCHGATE_BIND"] = bind  # for the app's start-up line (app/startup.
 workers = _env("WORKERS", max(2, CORES))
 threads = _env("THREADS", 4)
 worker_class = "gthread"
+# Each worker listens on a socket of its own (SO_REUSEPORT) and the kernel spreads new
+# connections over them. With one shared socket, whichever worker wakes first accepts, and a
+# gthread worker keeps its keep-alive connections: 28 or 30 of 32 connections were seen on one
+# of two workers while the other idled. The cost: connections still queued in a dying worker's
+# backlog are reset (a graceful stop drains them first). TORCHGATE_REUSE_PORT=no turns it off.
+reuse_port = _env("REUSE_PORT", "yes") == "yes"
 timeout = _env("TIMEOUT", 30)
 graceful_timeout = _env("GRACEFUL_TIMEOUT", 30)
 keepalive = _env("KEEPALIVE", 5)
@@ -134,10 +140,32 @@ if OWN_METRICS_DIR:
 
 
 def on_starting(server):
-    """Empty the metrics directory: samples of an earlier run must not be summed into this one."""
+    """Refuse a port something already listens on; empty the metrics directory (samples of an
+    earlier run must not be summed into this one)."""
     from pathlib import Path
+    if reuse_port:
+        _refuse_busy_addresses(server)
     for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
         stale.unlink()
+
+
+def _refuse_busy_addresses(server):
+    """With reuse_port, a second gateway on the same port would silently share its connections
+    (same user): probe each address with a plain bind first, as gunicorn would have done."""
+    import socket
+    import sys
+    for address in server.cfg.address:
+        if not isinstance(address, tuple):
+            continue  # a unix socket: gunicorn's own checks apply
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(address[:2])
+            except OSError as exc:
+                server.log.error("cannot listen on %s:%s: %s (another server holds it? "
+                                 "TORCHGATE_BIND or PORT= choose another)", *address[:2],
+                                 exc.strerror)
+                sys.exit(1)
 
 
 def child_exit(server, worker):

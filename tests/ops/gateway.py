@@ -99,8 +99,11 @@ def launch(root: Path, settings: Settings, *, keys: Secrets | None = None,
     toml, env = write_instance(root, keys, settings)
     identities = identities or create_identities(keys, toml)
     port = free_port()
-    env.update(TORCHGATE_BIND=f"127.0.0.1:{port}", TORCHGATE_WORKERS=str(workers),
-               TORCHGATE_THREADS="2", TORCHGATE_GRACEFUL_TIMEOUT="15", **(server_env or {}))
+    # One shared listening socket (REUSE_PORT=no): `GatewayProcess.only` pins a worker by
+    # stopping the others, which only works when a stopped worker has no socket of its own.
+    env.update({"TORCHGATE_BIND": f"127.0.0.1:{port}", "TORCHGATE_WORKERS": str(workers),
+                "TORCHGATE_THREADS": "2", "TORCHGATE_GRACEFUL_TIMEOUT": "15",
+                "TORCHGATE_REUSE_PORT": "no", **(server_env or {})})
     log_path = root / "gunicorn.stderr"
     with log_path.open("wb") as log:
         master = subprocess.Popen(command or [str(GUNICORN), "-c", "gunicorn.conf.py", "wsgi:app"],
