@@ -210,7 +210,7 @@ def main() -> None:
     parser.add_argument("--connections", default="8",
                         help="comma-separated keep-alive connection counts, e.g. 1,8,32")
     parser.add_argument("--processes", type=int, default=2, help="load generator processes")
-    parser.add_argument("--per-connection", type=int, default=8000,
+    parser.add_argument("--per-connection", type=int, default=40000,
                         help="requests prepared per connection (distinct sealed envelopes)")
     parser.add_argument("--budget", type=int, default=80000,
                         help="at most this many requests prepared per measurement")
