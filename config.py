@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from security.encoding import b64url_decode, b64url_encode
+from security.private_files import private_dir
 
 ENV_PREFIX = "TORCHGATE_"
 ENVIRONMENTS = ("production", "development", "testing")
@@ -359,7 +360,7 @@ def _load_or_create_dev_secrets(instance_dir: Path) -> dict[str, str]:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     values = new_secrets()
-    instance_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(instance_dir)
     write_private_file(path, "".join(f'{k} = "{v}"\n' for k, v in values.items()))
     return values
 

@@ -6,6 +6,7 @@ import logging
 import os
 import weakref
 from dataclasses import dataclass
+from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import Engine, create_engine, event
@@ -20,6 +21,7 @@ from security.identity import Directory
 from security.jwks import JwksError, VerificationKey, load_jwks
 from security.keys import PayloadKeyring
 from security.lockout import LoginThrottle
+from security.private_files import private_dir, private_file
 from security.rbac import Policy
 from security.schema import metadata
 from security.sqlite_writes import NO_AUTO_CHECKPOINT
@@ -53,7 +55,7 @@ def current_gateway() -> Gateway:
 
 def build_gateway(settings: Settings, *, on_batch: OnBatch | None = None) -> Gateway:
     # Keys, hashes and the audit trail live here: owner only.
-    settings.instance_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(settings.instance_dir)
     engine = create_database_engine(settings.database_url)
     store = open_store(settings.store_url, settings.sqlite_store_path)
     keyring = PayloadKeyring(engine, settings.master_key, cache_ttl=settings.key_cache_ttl)
@@ -119,6 +121,8 @@ def create_database_engine(url: str) -> Engine:
     """An engine with the schema in place; SQLite gets WAL so several workers can share it."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 5})
+        if engine.url.database and engine.url.database != ":memory:":
+            private_file(Path(engine.url.database))
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
