@@ -27,8 +27,11 @@ MIN_SECRET_BYTES = 32
 DEV_SECRETS_FILE = "dev-secrets.toml"
 
 
-class ConfigError(Exception):
-    """A setting is missing or invalid; the message is one line that names the setting."""
+class ConfigError(RuntimeError):
+    """A setting is missing or invalid; the message is one line that names the setting.
+
+    A RuntimeError so that gunicorn's master, preloading the app, prints that one line and
+    exits 1 instead of a traceback (gunicorn.conf.py does the same for a worker)."""
 
     def __init__(self, name: str, problem: str):
         super().__init__(f"{ENV_PREFIX}{name}: {problem}")
