@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from security.encoding import b64url_decode, b64url_encode
+from security.private_files import private_dir
 
 ENV_PREFIX = "TORCHGATE_"
 ENVIRONMENTS = ("production", "development", "testing")
@@ -26,8 +27,11 @@ MIN_SECRET_BYTES = 32
 DEV_SECRETS_FILE = "dev-secrets.toml"
 
 
-class ConfigError(Exception):
-    """A setting is missing or invalid; the message is one line that names the setting."""
+class ConfigError(RuntimeError):
+    """A setting is missing or invalid; the message is one line that names the setting.
+
+    A RuntimeError so that gunicorn's master, preloading the app, prints that one line and
+    exits 1 instead of a traceback (gunicorn.conf.py does the same for a worker)."""
 
     def __init__(self, name: str, problem: str):
         super().__init__(f"{ENV_PREFIX}{name}: {problem}")
@@ -361,7 +365,7 @@ def _load_or_create_dev_secrets(instance_dir: Path) -> dict[str, str]:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     values = new_secrets()
-    instance_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(instance_dir)
     write_private_file(path, "".join(f'{k} = "{v}"\n' for k, v in values.items()))
     return values
 

@@ -8,6 +8,7 @@ docs/operations.md explains each choice.
 
 import os
 import ssl
+import sys
 
 from gunicorn.glogging import Logger as _GunicornLogger
 
@@ -125,6 +126,14 @@ class JsonLogger(_GunicornLogger):
         from app.requestlog import formatter_for
         for handler in self.error_log.handlers:
             handler.setFormatter(formatter_for(os.environ.get("TORCHGATE_LOG_FORMAT", "json")))
+
+    def exception(self, msg, *args, **kwargs):
+        """A worker that cannot build the app (no preload) for a bad setting: that one line,
+        which gunicorn prints after this call, and no traceback."""
+        from config import ConfigError
+        if isinstance(sys.exc_info()[1], ConfigError):
+            return
+        super().exception(msg, *args, **kwargs)
 
 
 logger_class = JsonLogger

@@ -18,8 +18,10 @@ from app.gateway import Gateway
 from dataplane.record import RequestRecord
 from security.audit import AuditUnavailable, audit_key
 from security.audit_trail import AuditTrail
+from security.write_probe import WriteProbe
 
 EXTENSION = "torchgate.audit"
+PROBE = "torchgate.write_probe"
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 PROBE_PREFIXES = ("/v2/health/",)
 log = logging.getLogger(__name__)
@@ -28,12 +30,18 @@ log = logging.getLogger(__name__)
 def init_app(app: Flask, on_commit: Callable[[int], None] | None = None) -> None:
     """Open this app's audit trail (its chain starts with the first record)."""
     gateway: Gateway = app.extensions[GATEWAY]
-    app.extensions[EXTENSION] = AuditTrail(gateway.engine, audit_key(gateway.settings.master_key),
-                                           on_commit=on_commit)
+    trail = AuditTrail(gateway.engine, audit_key(gateway.settings.master_key),
+                       on_commit=on_commit)
+    app.extensions[EXTENSION] = trail
+    app.extensions[PROBE] = WriteProbe(gateway.engine, trail.turn)
 
 
 def audit_trail() -> AuditTrail:
     return current_app.extensions[EXTENSION]
+
+
+def write_probe() -> WriteProbe:
+    return current_app.extensions[PROBE]
 
 
 def is_audited(request: Request) -> bool:

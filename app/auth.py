@@ -178,7 +178,10 @@ def _form_params(invalid: Callable[[str], Exception] = _oauth_invalid_request) -
     /auth/token answers RFC 6749 errors; every other endpoint answers problem+json.
     """
     if request.mimetype == "application/json":
-        data = request.get_json(silent=True)
+        try:
+            data = request.get_json(silent=True)
+        except RecursionError:  # silent=True covers ValueError only; this is a nesting bomb
+            data = None
         if not isinstance(data, dict):
             raise invalid("The body must be a JSON object.")
     else:

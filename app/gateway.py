@@ -6,10 +6,11 @@ import logging
 import os
 import weakref
 from dataclasses import dataclass
+from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from config import ConfigError, Settings
 from dataplane.call import ModelCall
@@ -20,6 +21,7 @@ from security.identity import Directory
 from security.jwks import JwksError, VerificationKey, load_jwks
 from security.keys import PayloadKeyring
 from security.lockout import LoginThrottle
+from security.private_files import private_dir, private_file
 from security.rbac import Policy
 from security.schema import metadata
 from security.sqlite_writes import NO_AUTO_CHECKPOINT
@@ -53,7 +55,11 @@ def current_gateway() -> Gateway:
 
 def build_gateway(settings: Settings, *, on_batch: OnBatch | None = None) -> Gateway:
     # Keys, hashes and the audit trail live here: owner only.
-    settings.instance_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        private_dir(settings.instance_dir)
+    except OSError as exc:
+        raise ConfigError("INSTANCE_DIR", f"cannot create {settings.instance_dir}: "
+                          f"{exc.strerror}") from exc
     engine = create_database_engine(settings.database_url)
     store = open_store(settings.store_url, settings.sqlite_store_path)
     keyring = PayloadKeyring(engine, settings.master_key, cache_ttl=settings.key_cache_ttl)
@@ -119,17 +125,40 @@ def create_database_engine(url: str) -> Engine:
     """An engine with the schema in place; SQLite gets WAL so several workers can share it."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 5})
+        _create_private_file(engine)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
                                connect_args=_connect_timeout(url))
     try:
         metadata.create_all(engine)
-    except SQLAlchemyError:
+    except OperationalError as exc:  # cannot connect, or cannot write: no race to retry
+        raise ConfigError("DATABASE_URL", f"cannot use {_safe_url(engine)}: "
+                          f"{_first_line(exc.orig)}") from exc
+    except SQLAlchemyError:  # two processes created the same table at once
         log.warning("schema creation raced with another process; retrying once")
         metadata.create_all(engine)
     _fresh_pool_after_fork(engine)
     return engine
+
+
+def _create_private_file(engine: Engine) -> None:
+    """The SQLite file, 0600, before SQLite creates it 0644; ConfigError if it cannot be."""
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return
+    try:
+        private_file(Path(database))
+    except OSError as exc:
+        raise ConfigError("DATABASE_URL", f"cannot create {database}: {exc.strerror}") from exc
+
+
+def _safe_url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _first_line(error: BaseException | None) -> str:
+    return str(error).strip().splitlines()[0] if str(error or "").strip() else "failed"
 
 
 def _fresh_pool_after_fork(engine: Engine) -> None:

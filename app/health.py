@@ -8,6 +8,7 @@ from flask import Blueprint
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.audit import write_probe
 from app.gateway import current_gateway
 from errors import GatewayError, ServiceUnavailable
 
@@ -20,6 +21,7 @@ class ModelsNotReady(ServiceUnavailable):
     slug, title = "model-unavailable", "Not ready"
 
 log = logging.getLogger(__name__)
+INFRASTRUCTURE = frozenset({"store", "database", "audit trail"})
 
 
 @bp.get("/healthz")
@@ -40,7 +42,10 @@ def readyz():
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError:
         failed["database"] = "unreachable"
+    else:
+        if not write_probe().writable():  # a full or read-only disk still answers SELECT 1
+            failed["database"] = failed["audit trail"] = "not writable"
     if failed:
-        kind = ModelsNotReady if set(failed) - {"store", "database"} else ServiceUnavailable
+        kind = ModelsNotReady if set(failed) - INFRASTRUCTURE else ServiceUnavailable
         raise kind("Not ready: " + ", ".join(sorted(failed)) + ".")
     return {"status": "ready", "models": gateway.registry.names()}

@@ -161,7 +161,8 @@ def operations_paths() -> dict[str, Any]:
             "200": body("Alive.", ref("Health")), **problems(500)})},
         "/readyz": {"get": operation("readyz", "operations", "Models loaded, state reachable", {
             "200": body("Ready to serve.", ref("Ready")), **problems(500, 503)},
-            description="503 names what is not ready: failed models, store, database.")},
+            description="503 names what is not ready: failed models, store, database, "
+                        "audit trail (a write is probed, at most once a second).")},
         "/metrics": {"get": operation("metrics", "operations", "Prometheus metrics", {
             "200": _metrics_reply(), **problems(500)})},
         "/openapi.json": {"get": operation("openapi", "operations", "This document", {

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.gateway import current_gateway
 from app.guard import authenticate, identify, require_permission
 from app.lifecycle import current_facts
 from dataplane.call import CallRequest, Respond
 from dataplane.payload import Body
-from errors import ModelNotFound
+from errors import ModelNotFound, PayloadTooLarge
 from models.runner import ModelRunner
 from security.tokens import Identity
 
@@ -42,7 +43,28 @@ def http_body() -> Body:
     """The body, not read yet: touching request.stream already applies werkzeug's size limit,
     which must answer only after the token, permission and model checks."""
     return Body(media_type=request.mimetype, content_length=request.content_length,
-                read=lambda size: request.stream.read(size))
+                read=read_stream)
+
+
+def read_stream(size: int) -> bytes:
+    """At most `size` bytes of the request body, however the server hands them over.
+
+    Werkzeug ends a chunked body silently at MAX_CONTENT_LENGTH and raises only when read
+    past it; that raise is the only sign the body went on, so it becomes our 413.
+    """
+    parts: list[bytes] = []
+    wanted = size
+    try:
+        while wanted > 0:
+            part = request.stream.read(wanted)
+            if not part:
+                break
+            parts.append(part)
+            wanted -= len(part)
+    except RequestEntityTooLarge as exc:
+        limit = request.max_content_length
+        raise PayloadTooLarge(f"The body may be at most {limit} bytes.") from exc
+    return b"".join(parts)
 
 
 @bp.get("/models")

@@ -103,6 +103,11 @@ class AuditTrail:
         self._head: ChainHead | None = None
         self._in_doubt = False
 
+    @property
+    def turn(self) -> AbstractContextManager:
+        """The write turn its commits take (SQLite); a readiness probe writes under it too."""
+        return self._write_turn
+
     def append(self, record: AuditRecord) -> ChainHead:
         """Return once record is committed with its chain head moved; AuditUnavailable if not."""
         ticket = _Ticket(record, os.getpid())

@@ -8,6 +8,7 @@ are deleted in small batches from the write path at most every ``cleanup_interva
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from errors import StoreUnavailable
 from security.admission import Admission, AdmissionRequest, spent_counter
+from security.private_files import private_file
 from security.sqlite_writes import NO_AUTO_CHECKPOINT, CheckpointSchedule
 
 log = logging.getLogger(__name__)
@@ -221,6 +223,8 @@ class SqliteStore:
 
     def _connect(self) -> sqlite3.Connection:
         """Open the file in autocommit mode, WAL journal, with a busy timeout, schema ensured."""
+        with contextlib.suppress(OSError):  # then sqlite3 fails too, as StoreUnavailable
+            private_file(self.path)
         conn = sqlite3.connect(self.path, timeout=self._busy_timeout_ms / 1000,
                                isolation_level=None, check_same_thread=False)
         try:

@@ -72,11 +72,12 @@ def generate(form: str, kek_id: str, directory: Path | None) -> None:
     """Print fresh JWT_SECRET, MASTER_KEY and MODEL_KEYS (never stored by this command)."""
     from app.commands import emit, say
     from config import new_secrets, write_private_file
+    from security.private_files import private_dir
 
     values = new_secrets()
     values["model_keys"] = f"{kek_id}:" + values["model_keys"].partition(":")[2]
     if directory is not None:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(directory)
         for name in SECRET_FILES:
             write_private_file(directory / name, values[name] + "\n")
         say(f"wrote {', '.join(SECRET_FILES)} (mode 0600) in {directory}: set "

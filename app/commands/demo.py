@@ -38,6 +38,7 @@ def init() -> None:
 def _write_config_once() -> Path:
     from app.commands import say
     from config import new_secrets, write_private_file
+    from security.private_files import private_dir
 
     instance = Path(os.environ.get("TORCHGATE_INSTANCE_DIR", "instance"))
     path = Path(os.environ.get("TORCHGATE_CONFIG", instance / "torchgate.toml"))
@@ -46,7 +47,7 @@ def _write_config_once() -> Path:
         return path
     secrets = new_secrets()
     secrets["model_keys"] = secrets["model_keys"].replace("dev:", "demo:", 1)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     write_private_file(path, "# torchgate development instance, written by `demo init`.\n"
                        'env = "development"\n'
                        + "".join(f'{k} = "{v}"\n' for k, v in secrets.items()))

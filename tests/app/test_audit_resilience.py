@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -126,3 +127,31 @@ def test_verify_reports_an_unreadable_trail_as_json(app, client):
     code, verdict = verify(app)
     assert code == 1 and verdict["intact"] is False
     assert verdict["reason"].startswith("trail unreadable")
+
+
+def refuse_writes(app: Flask) -> None:
+    """Every new connection refuses writes, as a full or read-only disk does (root ignores
+    file modes, so a read-only instance dir is played by SQLite's query_only)."""
+    engine = app.extensions["torchgate"].engine
+    sa.event.listen(engine, "connect",
+                    lambda conn, _record: conn.execute("PRAGMA query_only = ON"))
+    engine.dispose()
+
+
+def test_readyz_is_503_naming_the_write_path_when_nothing_can_be_written(movable_db_app):
+    app, client = movable_db_app, movable_db_app.test_client()
+    assert client.get("/readyz").status_code == 200
+    refuse_writes(app)
+    time.sleep(1.1)  # past the probe's one-second cache
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json["detail"] == "Not ready: audit trail, database."
+    assert ready.headers["Retry-After"]
+    assert client.get("/auth/whoami", headers=Auth(app).headers()).status_code == 503
+
+
+def test_readyz_probes_writes_at_most_once_a_second(movable_db_app):
+    app, client = movable_db_app, movable_db_app.test_client()
+    assert client.get("/readyz").status_code == 200
+    refuse_writes(app)
+    assert client.get("/readyz").status_code == 200  # the answer of the last second

@@ -190,3 +190,19 @@ def test_a_client_cannot_revoke_another_callers_token_with_its_credentials(clien
     assert answer.status_code == 200
     assert client.get("/auth/whoami",
                       headers={"Authorization": f"Bearer {victim}"}).status_code == 200
+
+
+DEEP_JSON = "[" * 1000 + "]" * 1000
+
+
+@pytest.mark.parametrize(("path", "error"), [
+    ("/auth/token", {"error": "invalid_request"}),
+    ("/auth/revoke", {"type": "urn:torchgate:problem:invalid-request"}),
+])
+def test_deeply_nested_json_is_a_bad_request(client, auth, caplog, path, error):
+    body = '{"grant_type": ' + DEEP_JSON + ', "token": ' + DEEP_JSON + "}"
+    response = client.post(path, data=body, content_type="application/json",
+                           headers=auth.headers() if path == "/auth/revoke" else {})
+    assert response.status_code == 400
+    assert error.items() <= response.json.items()
+    assert "Traceback" not in caplog.text and "RecursionError" not in caplog.text

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
+from werkzeug.test import EnvironBuilder, run_wsgi_app
+from werkzeug.wrappers import Response
 
 from tests.conftest import SEALED, write_tiny_model
 
@@ -88,6 +91,33 @@ def test_body_over_the_limit_is_413(overrides, auth_for):
     response = _call(client, auth, sealer, body=b"{" + b" " * 1024 + b"}")
     assert response.status_code == 413
     assert response.json["type"] == "urn:torchgate:problem:payload-too-large"
+
+
+def _chunked(client, auth, body: bytes):
+    """POST `body` as a chunked request: no Content-Length, the server ends the stream."""
+    environ = EnvironBuilder(path="/predict/tiny", method="POST", content_type=SEALED,
+                             headers=auth.headers(), input_stream=io.BytesIO(body)).get_environ()
+    del environ["CONTENT_LENGTH"]
+    environ["wsgi.input_terminated"] = True  # as gunicorn sets it for Transfer-Encoding: chunked
+    # client.open(environ) would measure the stream again: call the WSGI app itself
+    return Response(*run_wsgi_app(client.application, environ))
+
+
+@pytest.mark.parametrize(("case", "tail", "status"), [
+    ("within the limit", b" " * 16, 200),
+    ("valid envelope then spaces past the limit", b" " * 4096, 413),
+])
+def test_chunked_body_over_the_limit_is_413_and_not_opened(overrides, auth_for, case, tail,
+                                                           status):
+    client, auth, sealer = auth_for({**overrides, "max_body_bytes": 1024})
+    envelope = sealer.seal(ROWS)
+    assert len(envelope) + 16 <= 1024
+    response = _chunked(client, auth, envelope + tail)
+    assert response.status_code == status, case
+    if status == 413:
+        assert response.json["type"] == "urn:torchgate:problem:payload-too-large"
+        # nothing of it ran: the same envelope within the limit is still fresh, not replayed
+        assert _chunked(client, auth, envelope).status_code == 200
 
 
 def test_failed_model_answers_503_and_others_serve(tmp_path, overrides, auth_for):
