@@ -116,3 +116,15 @@ def test_forked_child_starts_a_chain_of_its_own(engine, trail):
     os.waitpid(pid, 0)
     write(trail, 1)
     assert verify_trail(engine, KEY) == Verdict(chains=2, records=6)
+
+
+def test_the_writer_reconnects_when_its_kept_connection_died(engine, trail):
+    """A database restart drops the writer's connection: the next record still lands."""
+    write(trail, 1)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("closing a server-side session is PostgreSQL's (SQLite has no server)")
+    writer_pid = trail._writer._connection.dbapi_connection.info.backend_pid  # white box
+    with engine.connect() as conn:  # as a server restart would, for that session alone
+        conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": writer_pid})
+    write(trail, 1, start=1)
+    assert verify_trail(engine, KEY) == Verdict(chains=1, records=2)
