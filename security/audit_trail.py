@@ -96,9 +96,10 @@ class DriverWriter:
                     connection.rollback()
                 return moved
             except BaseException as exc:
+                died = isinstance(exc, self.errors) and self._engine.dialect.is_disconnect(
+                    exc, connection.dbapi_connection, None)
                 self._give_up(connection)
-                if attempt == 1 and not written and isinstance(exc, self.errors) and \
-                        self._engine.dialect.is_disconnect(exc, connection.dbapi_connection, None):
+                if attempt == 1 and died and not written:
                     continue
                 raise
         raise AssertionError("unreachable")
