@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 from errors import InvalidEnvelope, StaleEnvelope
 from security import aead
 from security.encoding import b64url_decode, b64url_encode
+from security.strict_json import loads_strict
 
 ALG = "dir"
 ENC = "A256GCM"
@@ -156,24 +157,12 @@ def _decode_member(text: str) -> bytes:
 def _loads_object(data: bytes) -> dict[str, Any]:
     """One JSON object from UTF-8 bytes; duplicate names and NaN/Infinity refused."""
     try:
-        value = json.loads(data.decode("utf-8"), object_pairs_hook=_unique_members,
-                           parse_constant=_reject_constant)
-    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError included
+        value = loads_strict(data)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError included
         _refuse()
     if not isinstance(value, dict):
         _refuse()
     return value
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    members = dict(pairs)
-    if len(members) != len(pairs):
-        raise ValueError("duplicate member name")
-    return members
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError("not a JSON number")
 
 
 def _check_key(key: bytes) -> None:
