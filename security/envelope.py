@@ -10,6 +10,7 @@ Replay is not checked here: the caller claims (kid, iv) in the shared store afte
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -29,6 +30,12 @@ KEY_BYTES = 32
 IV_BYTES = 12
 TAG_BYTES = 16
 MAX_IAT = 2**53 - 1  # I-JSON's largest exact integer; also keeps `now - iat` a finite float
+# Direction binding (CONTRACT §4): the protected header, which the AEAD authenticates, says
+# which way an envelope travels, and a reply names the SHA-256 (hex) of the request body it
+# answers. A reply posted back as a request, or a reply to another request, is refused.
+REQUEST_TYP = "torchgate-request+jwe"
+REPLY_TYP = "torchgate-reply+jwe"
+REQUEST_DIGEST = "req_sha256"
 
 _REQUIRED_MEMBERS = ("protected", "iv", "ciphertext", "tag")
 # Members a JOSE library may emit for "dir": tolerated only when empty, since dir has no
@@ -52,14 +59,19 @@ class OpenedEnvelope:
 
 
 def open_envelope(
-    body: bytes, *, key_for: Callable[[str], bytes], now: float, max_age: int
+    body: bytes, *, key_for: Callable[[str], bytes], now: float, max_age: int,
+    reply_to: str | None = None,
 ) -> OpenedEnvelope:
-    """Parse, authenticate and decrypt `body`; refuse anything but a fresh dir/A256GCM JWE."""
+    """Parse, authenticate and decrypt `body`; refuse anything but a fresh dir/A256GCM JWE.
+
+    A request unless `reply_to` is given: then a reply to the request body of that SHA-256.
+    """
     members = _loads_object(body)
     _check_members(members)
     protected: str = members["protected"]
     header = _loads_object(_decode_member(protected))
     kid, iat = _check_header(header)
+    _check_direction(header, reply_to)
     iv = _decode_member(members["iv"])
     tag = _decode_member(members["tag"])
     if len(iv) != IV_BYTES or len(tag) != TAG_BYTES:
@@ -88,13 +100,20 @@ def seal_envelope(
     now: float | None = None,
     cty: str | None = None,
     aad: bytes | None = None,
+    reply_to: str | None = None,
 ) -> bytes:
-    """Encrypt `plaintext` under `key` with a fresh random IV; compact Flattened JSON bytes."""
+    """Encrypt `plaintext` under `key` with a fresh random IV; compact Flattened JSON bytes.
+
+    A request unless `reply_to` is given: then a reply to the request body of that SHA-256.
+    """
     if not isinstance(kid, str) or not kid:
         raise ValueError("kid must be a non-empty string")
     _check_key(key)
     header: dict[str, Any] = {"alg": ALG, "enc": ENC, "kid": kid,
-                              "iat": int(time.time() if now is None else now)}
+                              "iat": int(time.time() if now is None else now),
+                              "typ": REQUEST_TYP if reply_to is None else REPLY_TYP}
+    if reply_to is not None:
+        header[REQUEST_DIGEST] = reply_to
     if cty is not None:
         header["cty"] = cty
     protected = b64url_encode(json.dumps(header, separators=(",", ":")).encode("utf-8"))
@@ -145,6 +164,20 @@ def _check_header(header: dict[str, Any]) -> tuple[str, int]:
     if "cty" in header and not isinstance(header["cty"], str):
         _refuse()
     return kid, iat
+
+
+def _check_direction(header: dict[str, Any], reply_to: str | None) -> None:
+    """A request says it is one; a reply says so and names the request it answers."""
+    if reply_to is None:
+        if header.get("typ") != REQUEST_TYP or REQUEST_DIGEST in header:
+            _refuse()
+    elif header.get("typ") != REPLY_TYP or header.get(REQUEST_DIGEST) != reply_to:
+        _refuse()
+
+
+def request_digest(body: bytes) -> str:
+    """What a reply names its request by: the SHA-256 (hex) of the request body as sent."""
+    return hashlib.sha256(body).hexdigest()
 
 
 def _decode_member(text: str) -> bytes:
