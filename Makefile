@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench fuzz clean
 
 $(STAMP): requirements.txt requirements-demo.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ run: $(STAMP)
 test: $(STAMP) $(JS_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The property tests as a longer fuzz run (make test runs them bounded, and bandit).
+fuzz: $(STAMP)
+	TORCHGATE_FUZZ_EXAMPLES=$${TORCHGATE_FUZZ_EXAMPLES:-20000} $(BIN)/python -m pytest \
+		-p no:cacheprovider --timeout=0 --hypothesis-show-statistics tests/security/test_properties.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

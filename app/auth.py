@@ -16,6 +16,7 @@ from app.lifecycle import current_facts
 from app.ratelimit import token_rate_limited
 from errors import GatewayError, InvalidRequest
 from security.identity import Principal
+from security.strict_json import loads_strict
 from security.tokens import mark_lifetime
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -132,6 +133,7 @@ def _refresh_token_grant(params: Mapping[str, str]) -> dict:
         if exc.status >= 500:
             raise
         raise OAuthError("invalid_grant", "The refresh token is not valid.") from exc
+    gateway.throttle.refuse_if_locked(f"user:{claims['sub']}")  # refresh tokens: users only
     family = claims.get("fam")
     ttl = mark_lifetime(claims, time.time())
     if not family or not gateway.store.claim_once(f"used:{claims['jti']}", ttl):
@@ -178,13 +180,15 @@ def _form_params(invalid: Callable[[str], Exception] = _oauth_invalid_request) -
     /auth/token answers RFC 6749 errors; every other endpoint answers problem+json.
     """
     if request.mimetype == "application/json":
-        try:
-            data = request.get_json(silent=True)
-        except RecursionError:  # silent=True covers ValueError only; this is a nesting bomb
+        try:  # strict: a repeated name is a repeated parameter, and a nesting bomb is refused
+            data = loads_strict(request.get_data(cache=True))
+        except ValueError:
             data = None
         if not isinstance(data, dict):
-            raise invalid("The body must be a JSON object.")
+            raise invalid("The body must be a JSON object, each parameter once.")
     else:
+        if any(len(values) > 1 for values in request.form.listvalues()):
+            raise invalid("Each parameter may be given once (RFC 6749 §3.2).")
         data = request.form.to_dict()
     if not all(isinstance(v, str) for v in data.values()):
         raise invalid("Every parameter must be a string.")

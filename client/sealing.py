@@ -11,7 +11,7 @@ from typing import Any
 from client.errors import InvalidEnvelope
 from errors import GatewayError
 from security.encoding import b64url_decode
-from security.envelope import KEY_BYTES, open_envelope, seal_envelope
+from security.envelope import KEY_BYTES, open_envelope, request_digest, seal_envelope
 
 SEALED = "application/jose+json"
 
@@ -38,11 +38,13 @@ class PayloadKey:
         plaintext = json.dumps(payload, separators=(",", ":")).encode("utf-8")
         return seal_envelope(plaintext, key=self.key, kid=self.kid, now=clock())
 
-    def open(self, body: bytes, *, max_age: int,
+    def open(self, body: bytes, *, request: bytes, max_age: int,
              clock: Callable[[], float] = time.time) -> dict[str, Any]:
-        """Authenticate and decrypt a sealed reply; InvalidEnvelope when it is not ours or fresh."""
+        """Authenticate and decrypt the sealed reply to `request` (the body as sent);
+        InvalidEnvelope when it is not ours, not fresh, or answers another request."""
         try:
-            opened = open_envelope(body, key_for=self._key_for, now=clock(), max_age=max_age)
+            opened = open_envelope(body, key_for=self._key_for, now=clock(), max_age=max_age,
+                                   reply_to=request_digest(request))
         except GatewayError as exc:  # the envelope code's InvalidEnvelope / StaleEnvelope
             raise InvalidEnvelope("The reply envelope could not be opened.",
                                   slug="invalid-reply-envelope") from exc

@@ -120,7 +120,8 @@ class TorchgateClient:
         if not sealed:  # a sealed request must get a sealed answer: never accept a downgrade
             raise InvalidEnvelope("The reply was not sealed.", status=response.status_code,
                                   slug="invalid-reply-envelope")
-        return self._key.open(response.content, max_age=self._max_age)
+        sent = response.request.body  # the last attempt's envelope: each retry seals anew
+        return self._key.open(response.content, request=sent, max_age=self._max_age)
 
 
 def _grant(username: str | None, password: str | None, client_id: str | None,

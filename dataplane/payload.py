@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from typing import Any
 import orjson
 
 from errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
-from security.envelope import open_envelope, seal_envelope
+from security.envelope import open_envelope, request_digest, seal_envelope
 from security.keys import PayloadKeyring
 from security.tokens import CLOCK_MARGIN
 
@@ -72,7 +71,7 @@ def read_body(body: Body, policy: PayloadPolicy) -> bytes:
 def open_body(data: bytes, media_type: str, subject: str, keyring: PayloadKeyring,
               policy: PayloadPolicy) -> Opened:
     """Plain JSON as it is; a JWE opened with a payload key of `subject` (400/403 if not)."""
-    digest = hashlib.sha256(data).hexdigest()
+    digest = request_digest(data)
     if media_type == PLAIN_JSON:
         return Opened(plaintext=data, sha256=digest)
     found: dict[str, bytes] = {}
@@ -106,4 +105,4 @@ def seal_reply(body: dict[str, Any], opened: Opened) -> tuple[bytes, str]:
     text = orjson.dumps(body)
     if opened.key is None:
         return text, PLAIN_JSON
-    return seal_envelope(text, key=opened.key, kid=opened.kid), JOSE_JSON
+    return seal_envelope(text, key=opened.key, kid=opened.kid, reply_to=opened.sha256), JOSE_JSON

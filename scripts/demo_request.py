@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from security.encoding import b64url_decode
-from security.envelope import open_envelope, seal_envelope
+from security.envelope import open_envelope, request_digest, seal_envelope
 
 
 def post(url: str, body: bytes, content_type: str, token: str | None = None) -> bytes:
@@ -60,7 +60,8 @@ def main() -> None:
     sealed = seal_envelope(json.dumps({"inputs": pixels}).encode(), key=key, kid=kid)
     reply = post(f"{args.url}/predict/digits", sealed, "application/jose+json", token)
 
-    opened = open_envelope(reply, key_for=lambda _kid: key, now=time.time(), max_age=300)
+    opened = open_envelope(reply, key_for=lambda _kid: key, now=time.time(), max_age=300,
+                           reply_to=request_digest(sealed))
     result = json.loads(opened.plaintext)
     print(json.dumps({"model": result["model"], "version": result["version"],
                       "labels": result["labels"], "truth": [str(t) for t in truth],

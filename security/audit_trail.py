@@ -40,8 +40,10 @@ CHAIN_START_ATTEMPTS = 8
 # rows, one UPDATE of the head): SQLAlchemy's per-statement compile and parameter processing
 # cost more than the SQLite write itself. Columns in table order, so the SQL is the schema's.
 RECORD_COLUMNS = tuple(column.name for column in audit_records.columns)
-INSERT_RECORDS_SQL = (f"INSERT INTO audit_records ({', '.join(RECORD_COLUMNS)}) "  # noqa: S608
-                      f"VALUES ({', '.join(['{p}'] * len(RECORD_COLUMNS))})")
+# Our schema's own column names; every value is a bound parameter.
+INSERT_RECORDS_SQL = (
+    f"INSERT INTO audit_records ({', '.join(RECORD_COLUMNS)}) "  # noqa: S608  # nosec B608
+    f"VALUES ({', '.join(['{p}'] * len(RECORD_COLUMNS))})")
 ADVANCE_HEAD_SQL = ("UPDATE audit_chains SET head_seq = {p}, head_hash = {p}, head_mac = {p} "
                     "WHERE chain_id = {p} AND head_seq = {p}")
 

@@ -10,6 +10,7 @@ Replay is not checked here: the caller claims (kid, iv) in the shared store afte
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -21,6 +22,7 @@ from typing import Any, NoReturn
 from errors import InvalidEnvelope, StaleEnvelope
 from security import aead
 from security.encoding import b64url_decode, b64url_encode
+from security.strict_json import loads_strict
 
 ALG = "dir"
 ENC = "A256GCM"
@@ -28,6 +30,12 @@ KEY_BYTES = 32
 IV_BYTES = 12
 TAG_BYTES = 16
 MAX_IAT = 2**53 - 1  # I-JSON's largest exact integer; also keeps `now - iat` a finite float
+# Direction binding (CONTRACT §4): the protected header, which the AEAD authenticates, says
+# which way an envelope travels, and a reply names the SHA-256 (hex) of the request body it
+# answers. A reply posted back as a request, or a reply to another request, is refused.
+REQUEST_TYP = "torchgate-request+jwe"
+REPLY_TYP = "torchgate-reply+jwe"
+REQUEST_DIGEST = "req_sha256"
 
 _REQUIRED_MEMBERS = ("protected", "iv", "ciphertext", "tag")
 # Members a JOSE library may emit for "dir": tolerated only when empty, since dir has no
@@ -51,14 +59,19 @@ class OpenedEnvelope:
 
 
 def open_envelope(
-    body: bytes, *, key_for: Callable[[str], bytes], now: float, max_age: int
+    body: bytes, *, key_for: Callable[[str], bytes], now: float, max_age: int,
+    reply_to: str | None = None,
 ) -> OpenedEnvelope:
-    """Parse, authenticate and decrypt `body`; refuse anything but a fresh dir/A256GCM JWE."""
+    """Parse, authenticate and decrypt `body`; refuse anything but a fresh dir/A256GCM JWE.
+
+    A request unless `reply_to` is given: then a reply to the request body of that SHA-256.
+    """
     members = _loads_object(body)
     _check_members(members)
     protected: str = members["protected"]
     header = _loads_object(_decode_member(protected))
     kid, iat = _check_header(header)
+    _check_direction(header, reply_to)
     iv = _decode_member(members["iv"])
     tag = _decode_member(members["tag"])
     if len(iv) != IV_BYTES or len(tag) != TAG_BYTES:
@@ -87,13 +100,20 @@ def seal_envelope(
     now: float | None = None,
     cty: str | None = None,
     aad: bytes | None = None,
+    reply_to: str | None = None,
 ) -> bytes:
-    """Encrypt `plaintext` under `key` with a fresh random IV; compact Flattened JSON bytes."""
+    """Encrypt `plaintext` under `key` with a fresh random IV; compact Flattened JSON bytes.
+
+    A request unless `reply_to` is given: then a reply to the request body of that SHA-256.
+    """
     if not isinstance(kid, str) or not kid:
         raise ValueError("kid must be a non-empty string")
     _check_key(key)
     header: dict[str, Any] = {"alg": ALG, "enc": ENC, "kid": kid,
-                              "iat": int(time.time() if now is None else now)}
+                              "iat": int(time.time() if now is None else now),
+                              "typ": REQUEST_TYP if reply_to is None else REPLY_TYP}
+    if reply_to is not None:
+        header[REQUEST_DIGEST] = reply_to
     if cty is not None:
         header["cty"] = cty
     protected = b64url_encode(json.dumps(header, separators=(",", ":")).encode("utf-8"))
@@ -146,6 +166,22 @@ def _check_header(header: dict[str, Any]) -> tuple[str, int]:
     return kid, iat
 
 
+def _check_direction(header: dict[str, Any], reply_to: str | None) -> None:
+    """A reply says it is one and names the request it answers, so it can never pass for a
+    request. A request may say it is one; the contract's header (alg, enc, kid, iat) does not,
+    and is accepted as a request."""
+    if reply_to is None:
+        if header.get("typ", REQUEST_TYP) != REQUEST_TYP or REQUEST_DIGEST in header:
+            _refuse()
+    elif header.get("typ") != REPLY_TYP or header.get(REQUEST_DIGEST) != reply_to:
+        _refuse()
+
+
+def request_digest(body: bytes) -> str:
+    """What a reply names its request by: the SHA-256 (hex) of the request body as sent."""
+    return hashlib.sha256(body).hexdigest()
+
+
 def _decode_member(text: str) -> bytes:
     try:
         return b64url_decode(text)
@@ -156,24 +192,12 @@ def _decode_member(text: str) -> bytes:
 def _loads_object(data: bytes) -> dict[str, Any]:
     """One JSON object from UTF-8 bytes; duplicate names and NaN/Infinity refused."""
     try:
-        value = json.loads(data.decode("utf-8"), object_pairs_hook=_unique_members,
-                           parse_constant=_reject_constant)
-    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError included
+        value = loads_strict(data)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError included
         _refuse()
     if not isinstance(value, dict):
         _refuse()
     return value
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    members = dict(pairs)
-    if len(members) != len(pairs):
-        raise ValueError("duplicate member name")
-    return members
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError("not a JSON number")
 
 
 def _check_key(key: bytes) -> None:

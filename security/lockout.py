@@ -35,8 +35,7 @@ class LoginThrottle:
         keys = (f"login:{account}", f"login:addr:{address}")
         counts = [self.store.record_failure(key, self.window) for key in keys]
         if max(counts) > self.max_failures:
-            raise RateLimited(self._retry_after(keys),
-                              "Too many failed sign-ins; try again later.")
+            raise self._refusal(keys)
         principal = authenticate()
         if principal is None:
             time.sleep(min(SLOWDOWN_CAP, SLOWDOWN_PER_FAILURE * max(counts)))
@@ -44,6 +43,17 @@ class LoginThrottle:
         self.store.clear_failures(keys[0])
         self.store.release_failure(keys[1])
         return principal
+
+    def refuse_if_locked(self, account: str) -> None:
+        """429 while `account` is locked out: the next sign-in would be refused, and so is a
+        refresh, which must not outlive a lockout (a stolen refresh token keeps no access)."""
+        key = f"login:{account}"
+        count, _ = self.store.failure_state(key)
+        if count >= self.max_failures:
+            raise self._refusal((key,))
+
+    def _refusal(self, keys: tuple[str, ...]) -> RateLimited:
+        return RateLimited(self._retry_after(keys), "Too many failed sign-ins; try again later.")
 
     def _retry_after(self, keys: tuple[str, ...]) -> int:
         """Seconds until every counter that is over the limit has its window closed."""

@@ -138,7 +138,8 @@ class TokenVerifier:
         claims = decode_verified(token, self._key, algorithms=self._algorithms,
                                  issuer=self._issuer, audience=self._audience,
                                  options=self._options)["payload"]
-        if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("jti"), str) \
+        # An empty sub is no one: it would share every per-subject limit and key lookup.
+        if not _nonempty(claims.get("sub")) or not _nonempty(claims.get("jti")) \
                 or not is_number(claims["exp"]):
             raise invalid_token("The token is not valid.")
         return claims
@@ -265,3 +266,7 @@ def identity_from_claims(claims: Mapping[str, Any]) -> Identity:
         raise invalid_token("The token's roles claim is not a list of strings.")
     return Identity(subject=claims["sub"], roles=tuple(roles), token_id=claims["jti"],
                     family=claims.get("fam"), expires_at=int(claims["exp"]))
+
+
+def _nonempty(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)

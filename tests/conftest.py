@@ -7,7 +7,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from flask_jwt_extended import create_access_token, create_refresh_token
 from app import create_app
 from app.gateway import Gateway, current_gateway
 from security.encoding import b64url_encode
-from security.envelope import open_envelope, seal_envelope
+from security.envelope import open_envelope, request_digest, seal_envelope
 from tests.fixtures import write_model
 
 KEK_ID = "test-kek"
@@ -128,13 +128,18 @@ class Sealer:
 
     kid: str
     key: bytes
+    sent: list[bytes] = field(default_factory=list)
 
     def seal(self, payload: dict | bytes, **kwargs) -> bytes:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        return seal_envelope(data, key=self.key, kid=self.kid, **kwargs)
+        body = seal_envelope(data, key=self.key, kid=self.kid, **kwargs)
+        self.sent.append(body)
+        return body
 
-    def open(self, body: bytes) -> dict:
-        opened = open_envelope(body, key_for=lambda kid: self.key, now=time.time(), max_age=300)
+    def open(self, body: bytes, request: bytes | None = None) -> dict:
+        """The reply to `request`, by default the last request sealed here."""
+        opened = open_envelope(body, key_for=lambda kid: self.key, now=time.time(), max_age=300,
+                               reply_to=request_digest(request or self.sent[-1]))
         return json.loads(opened.plaintext)
 
 

@@ -206,3 +206,30 @@ def test_deeply_nested_json_is_a_bad_request(client, auth, caplog, path, error):
     assert response.status_code == 400
     assert error.items() <= response.json.items()
     assert "Traceback" not in caplog.text and "RecursionError" not in caplog.text
+
+
+@pytest.mark.parametrize(("case", "body", "content_type"), [
+    ("form", "grant_type=password&grant_type=client_credentials&username=alice&password=x",
+     "application/x-www-form-urlencoded"),
+    ("json", '{"grant_type": "client_credentials", "grant_type": "password", '
+     '"username": "alice", "password": "' + PASSWORD + '"}', "application/json"),
+])
+def test_a_repeated_parameter_is_invalid_request(client, alice, case, body, content_type):
+    response = client.post("/auth/token", data=body, content_type=content_type)
+    assert response.status_code == 400, case
+    assert response.json["error"] == "invalid_request"
+
+
+def test_a_token_with_an_empty_subject_is_refused(client, auth):
+    response = client.get("/auth/whoami", headers=bearer(auth.token(sub="")))
+    assert response.status_code == 401
+    assert response.json["type"] == "urn:torchgate:problem:unauthorized"
+
+
+def test_a_locked_out_user_cannot_refresh(client, alice):
+    tokens = login(client).json
+    for _ in range(5):
+        login(client, password="wrong password!", environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    response = refresh(client, tokens["refresh_token"])
+    assert response.status_code == 429
+    assert response.json["type"] == "urn:torchgate:problem:rate-limited"

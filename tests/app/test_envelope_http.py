@@ -101,3 +101,18 @@ def test_reply_is_sealed_with_a_fresh_iv(client, auth, sealer):
     reply = json.loads(post(client, auth, body).data)
     assert reply["iv"] != json.loads(body)["iv"]
     assert json.loads(b64url_decode(reply["protected"]))["kid"] == sealer.kid
+
+
+def test_a_sealed_reply_posted_back_as_a_request_is_invalid_envelope(client, auth, sealer,
+                                                                      predict):
+    request = sealer.seal({"inputs": [[0.1, 0.2, 0.3, 0.4]]})
+    reply = client.post("/predict/tiny", data=request, content_type=SEALED,
+                        headers=auth.headers())
+    assert reply.status_code == 200
+    assert sealer.open(reply.data, request=request)["model"] == "tiny"
+    back = client.post("/predict/tiny", data=reply.data, content_type=SEALED,
+                       headers=auth.headers())
+    assert back.status_code == 400
+    assert back.json["type"] == "urn:torchgate:problem:invalid-envelope"
+    with pytest.raises(InvalidEnvelope):  # and it answers no other request
+        sealer.open(reply.data, request=sealer.seal({"inputs": [[0.1, 0.2, 0.3, 0.4]]}))

@@ -9,7 +9,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-from security.envelope import open_envelope, seal_envelope
+from security.envelope import open_envelope, request_digest, seal_envelope
 
 SEALED = "application/jose+json"
 PROBLEM = "application/problem+json"
@@ -77,11 +77,17 @@ class Caller:
         self.tokens = reply.json()
         return self.tokens["access_token"]
 
-    def seal(self, payload: dict) -> bytes:
-        return seal_envelope(json.dumps(payload).encode(), key=self.key, kid=self.kid)
+    sent: list[bytes] = field(default_factory=list)
 
-    def open(self, body: bytes) -> dict:
-        opened = open_envelope(body, key_for=lambda _kid: self.key, now=time.time(), max_age=300)
+    def seal(self, payload: dict) -> bytes:
+        body = seal_envelope(json.dumps(payload).encode(), key=self.key, kid=self.kid)
+        self.sent.append(body)
+        return body
+
+    def open(self, body: bytes, request: bytes | None = None) -> dict:
+        """The reply to `request`, by default the last request sealed here."""
+        opened = open_envelope(body, key_for=lambda _kid: self.key, now=time.time(), max_age=300,
+                               reply_to=request_digest(request or self.sent[-1]))
         return json.loads(opened.plaintext)
 
     def predict(self, token: str, body: bytes, model: str = "tiny",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -10,13 +11,19 @@ from jwcrypto.jwk import JWK
 
 from errors import InvalidEnvelope, KeyNotAllowed
 from security.encoding import b64url_encode
-from security.envelope import open_envelope, seal_envelope
+from security.envelope import (
+    REPLY_TYP,
+    REQUEST_TYP,
+    open_envelope,
+    request_digest,
+    seal_envelope,
+)
 
 KEY = bytes(range(32))
 KID = "pk_interop"
 NOW = 1_700_000_000
 PLAINTEXT = b'{"inputs": [[0.5, 1.5]]}'
-HEADER = {"alg": "dir", "enc": "A256GCM", "kid": KID, "iat": NOW}
+HEADER = {"alg": "dir", "enc": "A256GCM", "kid": KID, "iat": NOW, "typ": REQUEST_TYP}
 
 
 def jwk(key: bytes = KEY) -> JWK:
@@ -83,3 +90,47 @@ def test_jwcrypto_refuses_what_we_sealed_under_another_key() -> None:
     body = seal_envelope(PLAINTEXT, key=bytes(32), kid=KID, now=NOW)
     with pytest.raises(InvalidJWEData):
         jwcrypto_open(body)
+
+
+def test_jwcrypto_reads_a_reply_and_checks_it_answers_its_request() -> None:
+    """What docs/clients.md tells a JOSE library user to check, done with jwcrypto."""
+    request = jwcrypto_seal()
+    reply = seal_envelope(PLAINTEXT, key=KEY, kid=KID, now=NOW, reply_to=request_digest(request))
+    header = jwcrypto_open(reply).jose_header
+    assert header["typ"] == REPLY_TYP
+    assert header["req_sha256"] == hashlib.sha256(request).hexdigest()
+
+
+def test_a_reply_posted_back_as_a_request_is_refused() -> None:
+    request = jwcrypto_seal()
+    reply = seal_envelope(PLAINTEXT, key=KEY, kid=KID, now=NOW, reply_to=request_digest(request))
+    with pytest.raises(InvalidEnvelope):
+        open_envelope(reply, key_for=lambda kid: KEY, now=NOW, max_age=300)
+
+
+@pytest.mark.parametrize(("case", "header"), [
+    ("a reply's typ", {**HEADER, "typ": REPLY_TYP}),
+    ("another typ", {**HEADER, "typ": "JWE"}),
+    ("a request naming a request", {**HEADER, "req_sha256": "00" * 32}),
+])
+def test_nothing_that_says_it_is_a_reply_passes_for_a_request(case, header) -> None:
+    with pytest.raises(InvalidEnvelope):
+        open_envelope(jwcrypto_seal(header=header), key_for=lambda kid: KEY, now=NOW,
+                      max_age=300)
+
+
+def test_the_contracts_request_header_without_typ_is_a_request() -> None:
+    """CONTRACT §4's header (alg, enc, kid, iat) stays valid: only replies must say what they
+    are, and a reply can never drop its typ, which the AEAD authenticates."""
+    header = {k: v for k, v in HEADER.items() if k != "typ"}
+    opened = open_envelope(jwcrypto_seal(header=header), key_for=lambda kid: KEY, now=NOW,
+                           max_age=300)
+    assert opened.plaintext == PLAINTEXT
+
+
+def test_a_reply_to_another_request_is_refused() -> None:
+    reply = seal_envelope(PLAINTEXT, key=KEY, kid=KID, now=NOW,
+                          reply_to=request_digest(jwcrypto_seal()))
+    other = request_digest(jwcrypto_seal())
+    with pytest.raises(InvalidEnvelope):
+        open_envelope(reply, key_for=lambda kid: KEY, now=NOW, max_age=300, reply_to=other)
