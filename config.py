@@ -10,15 +10,15 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from security.encoding import b64url_decode, b64url_encode
-from security.private_files import private_dir
+from environment import ENVIRONMENT_ONLY
+from security.encoding import b64url_decode
+from security.generated_secrets import development_secrets, new_secrets
 
 ENV_PREFIX = "TORCHGATE_"
 ENVIRONMENTS = ("production", "development", "testing")
@@ -126,42 +126,6 @@ class Settings:
 
 SETTING_NAMES = tuple(f.name.upper() for f in dataclasses.fields(Settings))
 SECRET_NAMES = tuple(f.name.upper() for f in dataclasses.fields(Settings) if f.metadata["secret"])
-
-# Read from the environment by other programs of the project, never by the app's settings:
-# gunicorn.conf.py (before the app exists) and the client CLI (python -m client).
-SERVER_VARIABLES: dict[str, tuple[str, str]] = {
-    "BIND": ("127.0.0.1:8000", "host:port gunicorn listens on (`torchgate serve`)"),
-    "WORKERS": ("max(2, cores)", "gunicorn worker processes"),
-    "THREADS": ("4", "threads per worker"),
-    "REUSE_PORT": ("yes", "`yes`: a listening socket per worker, the kernel spreads connections "
-                   "over them; `no`: one shared socket"),
-    "TIMEOUT": ("30", "seconds a request may take before its worker is restarted"),
-    "GRACEFUL_TIMEOUT": ("30", "seconds in-flight requests get on shutdown"),
-    "KEEPALIVE": ("5", "seconds an idle keep-alive connection is held"),
-    "MAX_REQUESTS": ("20000", "requests before a worker is recycled"),
-    "MAX_REQUESTS_JITTER": ("2000", "random spread of MAX_REQUESTS"),
-    "PRELOAD": ("auto", "`yes`, `no`, `auto` (preload unless CUDA may be used)"),
-    "FORWARDED_ALLOW_IPS": ("127.0.0.1", "proxies gunicorn believes about the scheme"),
-    "CONTROL_SOCKET": ("", "path of gunicorn's control socket (off when empty)"),
-    "TORCH_THREADS": ("cores // workers", "torch intra-op threads per worker"),
-    "TLS_CERT": ("", "PEM certificate: TLS at gunicorn (docs/mtls.md)"),
-    "TLS_KEY": ("", "PEM key of TLS_CERT"),
-    "TLS_CA": ("", "CA bundle that client certificates are checked against"),
-    "TLS_CLIENT_CERT": ("none, required with TLS_CA", "`none`, `optional`, `required`"),
-    "TLS_MIN_VERSION": ("1.2", "`1.2` or `1.3`"),
-}
-CLIENT_VARIABLES: dict[str, tuple[str, bool]] = {
-    "URL": ("gateway URL of the client CLI (default http://127.0.0.1:8000)", False),
-    "USERNAME": ("user of the password grant", False),
-    "PASSWORD": ("password of that user", True),
-    "CLIENT_ID": ("client of the client_credentials grant", False),
-    "CLIENT_SECRET": ("secret of that client", True),
-    "KID": ("payload key id", False),
-    "KEY": ("payload key, base64url", True),
-}
-ENVIRONMENT_ONLY = ("CONFIG", *SERVER_VARIABLES, *CLIENT_VARIABLES,
-                    *(f"{name}_FILE" for name, (_, secret) in CLIENT_VARIABLES.items() if secret))
-
 
 def load_settings(overrides: Mapping[str, Any] | None = None,
                   environ: Mapping[str, str] | None = None) -> Settings:
@@ -348,7 +312,7 @@ def _fill_development_secrets(s: Settings) -> Settings:
     if s.jwt_secret and s.master_key and s.model_keys:
         return s
     if s.env == "development":
-        stored = _load_or_create_dev_secrets(s.instance_dir)
+        stored = development_secrets(s.instance_dir / DEV_SECRETS_FILE)
     else:
         stored = new_secrets()  # testing: fresh and in memory only
     return dataclasses.replace(
@@ -357,32 +321,3 @@ def _fill_development_secrets(s: Settings) -> Settings:
         master_key=s.master_key or parse_key("MASTER_KEY", stored["master_key"]),
         model_keys=s.model_keys or parse_model_keys(stored["model_keys"]),
     )
-
-
-def _load_or_create_dev_secrets(instance_dir: Path) -> dict[str, str]:
-    path = instance_dir / DEV_SECRETS_FILE
-    if path.is_file():
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    values = new_secrets()
-    private_dir(instance_dir)
-    write_private_file(path, "".join(f'{k} = "{v}"\n' for k, v in values.items()))
-    return values
-
-
-def new_secrets() -> dict[str, str]:
-    """A fresh JWT secret, master key and model KEK, in the form the settings take them."""
-    return {
-        "jwt_secret": secrets.token_urlsafe(48),
-        "master_key": b64url_encode(secrets.token_bytes(32)),
-        "model_keys": "dev:" + b64url_encode(secrets.token_bytes(32)),
-    }
-
-
-def write_private_file(path: Path, text: str) -> None:
-    """Create or replace a file readable by its owner only (0600) from the first byte on."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)

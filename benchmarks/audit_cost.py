@@ -94,7 +94,7 @@ def whoami_us(app, n: int) -> float:
 def request_rows(tmp: str, n: int) -> list[str]:
     """One request with and without the audit hook (SQLite database, same app)."""
     from app import audit, create_app
-    from config import new_secrets
+    from security.generated_secrets import new_secrets
     (Path(tmp) / "models").mkdir()
     app = create_app({**new_secrets(), "env": "testing", "instance_dir": f"{tmp}/instance",
                       "model_repository": f"{tmp}/models"})

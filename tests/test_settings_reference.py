@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from config import CLIENT_VARIABLES, SERVER_VARIABLES, SETTING_NAMES
+from config import SETTING_NAMES
+from environment import CLIENT_VARIABLES, SERVER_VARIABLES
 from tests.doc_blocks import ROOT, load_script
 
 

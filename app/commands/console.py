@@ -71,8 +71,8 @@ torchgate.add_command(secrets_group)
 def generate(form: str, kek_id: str, directory: Path | None) -> None:
     """Print fresh JWT_SECRET, MASTER_KEY and MODEL_KEYS (never stored by this command)."""
     from app.commands import emit, say
-    from config import new_secrets, write_private_file
-    from security.private_files import private_dir
+    from security.generated_secrets import new_secrets
+    from security.private_files import private_dir, write_private_file
 
     values = new_secrets()
     values["model_keys"] = f"{kek_id}:" + values["model_keys"].partition(":")[2]

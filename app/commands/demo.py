@@ -37,8 +37,8 @@ def init() -> None:
 
 def _write_config_once() -> Path:
     from app.commands import say
-    from config import new_secrets, write_private_file
-    from security.private_files import private_dir
+    from security.generated_secrets import new_secrets
+    from security.private_files import private_dir, write_private_file
 
     instance = Path(os.environ.get("TORCHGATE_INSTANCE_DIR", "instance"))
     path = Path(os.environ.get("TORCHGATE_CONFIG", instance / "torchgate.toml"))
@@ -79,8 +79,8 @@ def _seal_demo_model(settings) -> float | None:
 
 def _demo_credentials(gateway) -> dict:
     """Create the demo user, client and payload keys once; keep them in instance/demo.json."""
-    from config import write_private_file
     from security.encoding import b64url_encode
+    from security.private_files import write_private_file
 
     path = gateway.settings.instance_dir / "demo.json"
     if path.exists():
