@@ -24,6 +24,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     settings = load_settings(overrides)
     requestlog.configure_logging(settings.log_level, settings.log_format)
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
+    # A path with doubled slashes is not ours: 404 problem+json, where werkzeug would answer an
+    # HTML 308 redirect (which a client may follow with its body and token).
+    app.url_map.merge_slashes = False
     app.config.update(DEBUG=False, MAX_CONTENT_LENGTH=settings.max_body_bytes,
                       **jwt_issuing_config(settings))
     if settings.trusted_proxies:  # the caller's address as the proxy saw it (docs/operations.md)

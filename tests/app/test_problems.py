@@ -90,3 +90,14 @@ def test_request_id_is_echoed_when_safe_and_replaced_when_not(client):
     hostile = client.get("/healthz", headers={"X-Request-ID": "<script>alert(1)</script>"})
     assert hostile.headers["X-Request-ID"] != "<script>alert(1)</script>"
     assert len(hostile.headers["X-Request-ID"]) == 32
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("POST", "/predict//tiny"),
+    ("GET", "/models//tiny"),
+    ("POST", "//predict//tiny"),
+])
+def test_a_path_with_doubled_slashes_is_a_404_problem_not_a_redirect(client, method, path):
+    response = client.open(path, method=method)
+    assert (response.status_code, response.mimetype) == (404, "application/problem+json")
+    assert "Location" not in response.headers
