@@ -23,27 +23,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import http_load  # the medium MLP's model.toml, shared with the HTTP benchmark
 
 from models.batcher import Batcher
 from models.manifest import parse_manifest
 from models.runner import ModelRunner
 from models.zoo import MLP
-
-MANIFEST = """
-architecture = "models.zoo:MLP"
-[arguments]
-in_features = 1024
-hidden = [4096, 4096]
-out_features = 1000
-[[inputs]]
-name = "x"
-shape = [-1, 1024]
-dtype = "float32"
-[[outputs]]
-name = "scores"
-shape = [-1, 1000]
-dtype = "float32"
-"""
 
 
 @dataclass(frozen=True)
@@ -68,10 +55,7 @@ class Result:
 
 def build_runner(batching: tuple[int, float] | None, rows_seen: list[int]) -> ModelRunner:
     """The MLP runner, with a batcher as the registry builds it when `batching` is given."""
-    text = MANIFEST
-    if batching is not None:
-        text += f"[batching]\nmax_batch_size = {batching[0]}\nmax_delay_ms = {batching[1]}\n"
-    manifest = parse_manifest(tomllib.loads(text), "bench")
+    manifest = parse_manifest(tomllib.loads(http_load.manifest("medium", batching)), "bench")
     torch.manual_seed(0)
     module = MLP(**manifest.arguments).eval()
     runner = ModelRunner(manifest, module, torch.device("cpu"), "1")

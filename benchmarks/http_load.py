@@ -40,14 +40,15 @@ from gunicorn_server import group_cpu_seconds, start_server, stop
 
 MODELS = {"small": {"in_features": 64, "hidden": [64], "out_features": 10},
           "medium": {"in_features": 1024, "hidden": [4096, 4096], "out_features": 1000}}
-BATCHING = "[batching]\nmax_batch_size = 32\nmax_delay_ms = 2\n"
+BATCHED = (32, 2)  # the sealed-batched case: max_batch_size, max_delay_ms
 
 
 def row_for(model: str) -> list[float]:
     return [round(0.001 * (i % 1000), 3) for i in range(MODELS[model]["in_features"])]
 
 
-def manifest(model: str, batching: bool) -> str:
+def manifest(model: str, batching: tuple[int, float] | None = None) -> str:
+    """model.toml of one of MODELS, with a [batching] section when (rows, delay ms) is given."""
     arguments = MODELS[model]
     return (f'architecture = "models.zoo:MLP"\n[arguments]\n'
             f'in_features = {arguments["in_features"]}\nhidden = {arguments["hidden"]}\n'
@@ -55,7 +56,8 @@ def manifest(model: str, batching: bool) -> str:
             f'[[inputs]]\nname = "pixels"\nshape = [-1, {arguments["in_features"]}]\n'
             f'dtype = "float32"\n[[outputs]]\nname = "logits"\n'
             f'shape = [-1, {arguments["out_features"]}]\ndtype = "float32"\n'
-            + (BATCHING if batching else ""))
+            + ("" if batching is None else
+               f"[batching]\nmax_batch_size = {batching[0]}\nmax_delay_ms = {batching[1]}\n"))
 
 
 def bare_app():
@@ -93,7 +95,8 @@ def write_weights(root: Path, model: str = "small") -> Path:
 
 
 def gateway_instance(root: Path, weights: Path, encryption: str, backends: dict[str, str],
-                     model: str = "small", batching: bool = False) -> tuple[dict, dict]:
+                     model: str = "small",
+                     batching: tuple[int, float] | None = None) -> tuple[dict, dict]:
     """A production instance serving the MLP sealed: (server environment, caller credentials)."""
     from app import create_app
     from app.gateway import current_gateway
@@ -157,7 +160,7 @@ def serve(case: str, model: str, root: Path, weights: Path, backends: dict[str, 
     if case != "bare":
         env, creds = gateway_instance(root / f"{model}-{case}", weights,
                                       "optional" if case == "plain" else "required", backends,
-                                      model, batching=case == "sealed-batched")
+                                      model, BATCHED if case == "sealed-batched" else None)
         target = "wsgi:app"
     env.update(server_env, TORCHGATE_MAX_REQUESTS="0")  # no worker recycling while measured
     return start_server(target, env, port, root / f"{model}-{case}.log"), port, creds
