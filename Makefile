@@ -35,7 +35,8 @@ test: $(STAMP) $(JS_STAMP)
 ## The property tests as a longer fuzz run (make test runs them bounded, and bandit).
 fuzz: $(STAMP)
 	TORCHGATE_FUZZ_EXAMPLES=$${TORCHGATE_FUZZ_EXAMPLES:-20000} $(BIN)/python -m pytest \
-		-p no:cacheprovider --timeout=0 --hypothesis-show-statistics tests/security/test_properties.py
+		-p no:cacheprovider --timeout=0 --hypothesis-show-statistics tests/security/test_properties.py \
+		tests/security/test_parser_fuzz.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
