@@ -64,5 +64,5 @@ def test_the_configmap_settings_load_in_production(tmp_path):
         "TORCHGATE_CONFIG": str(config), "TORCHGATE_JWT_SECRET_FILE": str(secret),
         "TORCHGATE_MASTER_KEY": key, "TORCHGATE_MODEL_KEYS": f"k1:{key}"})
     assert settings.env == "production"
-    assert settings.trusted_proxies == 1
+    assert settings.trusted_proxies == 2  # the ingress controller and the nginx sidecar
     assert settings.model_repository == Path("/models")
