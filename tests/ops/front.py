@@ -31,7 +31,7 @@ http {{
     fastcgi_temp_path {root}/temp/fastcgi;
     uwsgi_temp_path {root}/temp/uwsgi;
     scgi_temp_path {root}/temp/scgi;
-    include sidecar.conf;
+    include {server_file};
 }}
 """
 
@@ -61,8 +61,23 @@ def render(root: Path, upstream_port: int, port: int, metrics_port: int) -> Path
     (root / "sidecar.conf").write_text(sidecar)
     (root / "temp").mkdir()
     main = root / "nginx.conf"
-    main.write_text(MAIN_CONF.format(root=root))
+    main.write_text(MAIN_CONF.format(root=root, server_file="sidecar.conf"))
     return main
+
+
+def check_tls_config(root: Path, certificate: Path, key: Path) -> subprocess.CompletedProcess:
+    """`nginx -t` of the shipped TLS front (torchgate.conf) with a test certificate and log."""
+    shutil.copytree(SHIPPED / "torchgate", root / "torchgate")
+    tls = (SHIPPED / "torchgate.conf").read_text()
+    tls = replace_once(tls, "/etc/nginx/tls/fullchain.pem", str(certificate))
+    tls = replace_once(tls, "/etc/nginx/tls/privkey.pem", str(key))
+    tls = replace_once(tls, "/var/log/nginx/", f"{root}/")
+    (root / "torchgate.conf").write_text(tls)
+    (root / "temp").mkdir()
+    main = root / "nginx.conf"
+    main.write_text(MAIN_CONF.format(root=root, server_file="torchgate.conf"))
+    return subprocess.run([str(nginx_binary()), "-t", "-p", str(root), "-c", str(main)],
+                          capture_output=True, text=True, timeout=30, check=False)
 
 
 @dataclass

@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.ops.front import check_tls_config, nginx_binary
+from tests.ops_tls.certs import issue, new_authority
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 GUNICORN_BIND = "127.0.0.1:8000"
@@ -101,3 +104,15 @@ def test_the_image_neither_exposes_nor_documents_a_public_gunicorn(pattern):
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     assert f"TORCHGATE_BIND={GUNICORN_BIND}" in dockerfile
     assert not re.search(pattern, dockerfile, re.MULTILINE)
+
+
+def test_the_tls_front_for_one_machine_is_valid_nginx(tmp_path):
+    if nginx_binary() is None:
+        pytest.skip("nginx is not installed (.ci/run installs the Debian package)")
+    ca = new_authority(tmp_path / "pki", "front test CA")
+    server = issue(ca, tmp_path / "pki", "front", server=True)
+
+    checked = check_tls_config(tmp_path / "nginx", server.cert, server.key)
+
+    assert checked.returncode == 0, checked.stderr
+    assert "test is successful" in checked.stderr
