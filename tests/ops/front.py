@@ -7,6 +7,8 @@ user with its own prefix, pid file, temp paths and error log there.
 
 from __future__ import annotations
 
+import getpass
+import os
 import shutil
 import socket
 import subprocess
@@ -20,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "deploy" / "nginx"
 START_TIMEOUT = 15.0
 MAIN_CONF = """\
-daemon off;
+{user}daemon off;
 worker_processes 1;
 pid {root}/nginx.pid;
 error_log {root}/error.log notice;
@@ -34,6 +36,12 @@ http {{
     include {server_file};
 }}
 """
+
+
+def user_directive() -> str:
+    """Under root (CI) nginx's workers would run as nobody, who cannot enter the test's private
+    temporary folder to buffer a large body there: keep them as the test's user."""
+    return f"user {getpass.getuser()};\n" if os.geteuid() == 0 else ""
 
 
 def nginx_binary() -> str | None:
@@ -61,7 +69,7 @@ def render(root: Path, upstream_port: int, port: int, metrics_port: int) -> Path
     (root / "sidecar.conf").write_text(sidecar)
     (root / "temp").mkdir()
     main = root / "nginx.conf"
-    main.write_text(MAIN_CONF.format(root=root, server_file="sidecar.conf"))
+    main.write_text(MAIN_CONF.format(user=user_directive(), root=root, server_file="sidecar.conf"))
     return main
 
 
@@ -75,7 +83,8 @@ def check_tls_config(root: Path, certificate: Path, key: Path) -> subprocess.Com
     (root / "torchgate.conf").write_text(tls)
     (root / "temp").mkdir()
     main = root / "nginx.conf"
-    main.write_text(MAIN_CONF.format(root=root, server_file="torchgate.conf"))
+    main.write_text(MAIN_CONF.format(user=user_directive(), root=root,
+                                     server_file="torchgate.conf"))
     return subprocess.run([str(nginx_binary()), "-t", "-p", str(root), "-c", str(main)],
                           capture_output=True, text=True, timeout=30, check=False)
 

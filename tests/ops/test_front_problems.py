@@ -92,3 +92,14 @@ def test_the_gateway_s_own_problems_pass_the_front_untouched(
     assert reply.headers["content-type"] == PROBLEM
     assert reply.json()["request_id"] == reply.headers["x-request-id"]
     assert NGINX_REQUEST_ID.fullmatch(reply.json()["request_id"])  # nginx's id, replacing ours
+
+
+def test_a_body_larger_than_nginx_s_memory_buffer_reaches_the_gateway_whole(
+        nginx_front: NginxFront, production_gateway: GatewayProcess):
+    token = production_gateway.caller().login()
+    body = b'{"protected": "' + b"A" * (2 * 1024 * 1024) + b'"}'  # over client_body_buffer_size
+
+    reply = call(nginx_front.url, "POST", "/predict/tiny", body,
+                 {**bearer(token), "Content-Type": SEALED})
+
+    assert (reply.status, reply.slug) == (400, "invalid-envelope")  # the gateway read it all
