@@ -19,6 +19,8 @@ from tests.ops.slow_clients import HEADER_ONLY, partial_body, slow_sockets, stil
 pytestmark = pytest.mark.slow
 ANSWER_WITHIN = 5.0  # seconds; an answer takes milliseconds, the margin is for a loaded machine
 FROZEN_FOR = 3.0  # seconds bare gunicorn is given to answer while the slow sockets hold it
+
+
 def healthz_in(url: str, timeout: float) -> tuple[int, dict, float]:
     """GET /healthz: status, body and seconds taken."""
     started = time.monotonic()
