@@ -1,13 +1,17 @@
-"""Fixtures that start real gateways (gunicorn, 2 workers, 127.0.0.1) and always stop them."""
+"""Fixtures that start real gateways (gunicorn, 2 workers, 127.0.0.1) and the nginx front, and
+always stop them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.conftest import env_url
+from tests.ops.front import NginxFront, nginx_binary
 from tests.ops.gateway import GatewayProcess, gateways
+from tests.ops.processes import free_port
 from tests.ops.services import Forwarder, ThrowawayRedis, fresh_database
 
 
@@ -68,3 +72,32 @@ def database_forwarder(test_database_url) -> Iterator[Forwarder]:
         yield forwarder
     finally:
         forwarder.cut()
+
+
+
+def _skip_without_nginx() -> None:
+    if nginx_binary() is None:
+        pytest.skip("nginx is not installed (.ci/run installs the Debian package)")
+
+
+@pytest.fixture(scope="session")
+def nginx_front(request, tmp_path_factory) -> Iterator[NginxFront]:
+    """The shipped nginx front (deploy/nginx/sidecar.conf) in front of the production gateway."""
+    _skip_without_nginx()
+    gateway: GatewayProcess = request.getfixturevalue("production_gateway")
+    front = NginxFront.start(tmp_path_factory.mktemp("nginx"), urlsplit(gateway.url).port)
+    try:
+        yield front
+    finally:
+        front.stop()
+
+
+@pytest.fixture
+def nginx_without_gateway(tmp_path) -> Iterator[NginxFront]:
+    """The shipped nginx front with nothing listening behind it (gunicorn down)."""
+    _skip_without_nginx()
+    front = NginxFront.start(tmp_path, free_port())
+    try:
+        yield front
+    finally:
+        front.stop()

@@ -44,10 +44,12 @@ def test_the_image_runs_the_command_the_ops_tests_run():
 
 
 def test_nginx_refuses_bodies_above_the_gateway_default_limit():
-    conf = (REPO / "deploy" / "nginx" / "torchgate.conf").read_text()
-    megabytes = int(re.search(r"client_max_body_size (\d+)m;", conf).group(1))
+    front = (REPO / "deploy" / "nginx" / "torchgate" / "front.conf").read_text()
+    megabytes = int(re.search(r"client_max_body_size (\d+)m;", front).group(1))
     assert megabytes * 1024 * 1024 == Settings().max_body_bytes
-    assert "ssl_protocols TLSv1.2 TLSv1.3;" in conf
+    tls = (REPO / "deploy" / "nginx" / "torchgate.conf").read_text()
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in tls
+    assert "include torchgate/front.conf;" in tls
 
 
 def test_the_configmap_settings_load_in_production(tmp_path):
@@ -62,5 +64,5 @@ def test_the_configmap_settings_load_in_production(tmp_path):
         "TORCHGATE_CONFIG": str(config), "TORCHGATE_JWT_SECRET_FILE": str(secret),
         "TORCHGATE_MASTER_KEY": key, "TORCHGATE_MODEL_KEYS": f"k1:{key}"})
     assert settings.env == "production"
-    assert settings.trusted_proxies == 1
+    assert settings.trusted_proxies == 2  # the ingress controller and the nginx sidecar
     assert settings.model_repository == Path("/models")

@@ -55,3 +55,23 @@ def test_without_trusted_proxies_x_forwarded_for_cannot_dodge_the_lockout(overri
 
     assert dodged.status_code == 429
     assert dodged.json["type"] == "urn:torchgate:problem:rate-limited"
+
+
+@pytest.mark.parametrize(("proxies", "header"), [
+    (1, "{forged}, {caller}"),  # the nginx front appends the address it saw
+    (2, "{forged}, {caller}, 10.0.0.9"),  # an ingress controller, then the pod's nginx sidecar
+], ids=["front", "ingress-and-sidecar"])
+def test_behind_appending_proxies_a_forged_entry_neither_dodges_nor_causes_a_lockout(
+        overrides, user, proxies, header):
+    client = create_app({**overrides, "trusted_proxies": proxies}).test_client()
+    lock_out(client, header.format(forged="192.0.2.1", caller="203.0.113.7"))
+
+    locked = attempt(client, *user,
+                     forwarded_for=header.format(forged="198.51.100.9", caller="203.0.113.7"))
+    other = attempt(client, *user,
+                    forwarded_for=header.format(forged="203.0.113.7", caller="198.51.100.9"))
+
+    assert (locked.status_code, locked.json["type"]) == (
+        429, "urn:torchgate:problem:rate-limited")
+    assert other.status_code == 200
+    assert other.json["token_type"] == "Bearer"
