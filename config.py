@@ -67,6 +67,12 @@ class Settings:
     jwt_algorithm: str = _setting("HS256", "`HS256`, `RS256`, `ES256` or `EdDSA`")
     jwt_private_key: str = _setting("", "PEM signing key for RS256/ES256/EdDSA", secret=True)
     jwt_public_key: str = _setting("", "PEM verification key for RS256/ES256/EdDSA")
+    jwt_previous_secret: str = _setting("", "the HS256 secret before JWT_SECRET: verifies "
+                                        "until JWT_PREVIOUS_KEYS_UNTIL", secret=True)
+    jwt_previous_public_key: str = _setting("", "the PEM public key before the current one: "
+                                            "verifies until JWT_PREVIOUS_KEYS_UNTIL")
+    jwt_previous_keys_until: str = _setting("", "ISO-8601 time with zone (`2026-12-01T12:00Z`) "
+                                            "when the previous JWT keys stop verifying")
     jwt_issuer: str = _setting("torchgate", "required `iss` of tokens")
     jwt_audience: str = _setting("torchgate", "required `aud` of tokens")
     jwt_access_ttl: int = _setting(900, "access token lifetime, seconds")
@@ -285,7 +291,7 @@ def _with_secrets(s: Settings) -> Settings:
     if s.env != "production":
         s = _fill_development_secrets(s)
     if s.jwt_algorithm == "HS256":
-        _require_strong_text("JWT_SECRET", s.jwt_secret)
+        require_strong_text("JWT_SECRET", s.jwt_secret)
     else:
         if not s.jwt_private_key or not s.jwt_public_key:
             raise ConfigError("JWT_PRIVATE_KEY", f"{s.jwt_algorithm} needs JWT_PRIVATE_KEY "
@@ -299,7 +305,7 @@ def _with_secrets(s: Settings) -> Settings:
     return s
 
 
-def _require_strong_text(name: str, value: str) -> None:
+def require_strong_text(name: str, value: str) -> None:
     if not value:
         raise ConfigError(name, f"missing: at least {MIN_SECRET_BYTES} random bytes are required")
     encoded = value.encode()
