@@ -1,0 +1,38 @@
+"""keys rewrap: move every payload key from PREVIOUS_MASTER_KEY to MASTER_KEY (one transaction).
+
+The old key comes from the PREVIOUS_MASTER_KEY setting (environment, its _FILE form, or the TOML
+file), never from the command line, where it would show in process lists and shell history.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+import click
+from flask.cli import with_appcontext
+
+from app.commands import emit, fail, say
+from app.gateway import current_gateway
+from security.master_rotation import RewrapError, rewrap_payload_keys
+
+
+@click.command("rewrap")
+@click.option("--dry-run", is_flag=True, help="Count what would be rewrapped; change nothing.")
+@with_appcontext
+def rewrap_keys(dry_run: bool) -> None:
+    """Rewrap every payload key from PREVIOUS_MASTER_KEY to MASTER_KEY; safe to run again."""
+    gateway = current_gateway()
+    old, new = gateway.settings.previous_master_key, gateway.settings.master_key
+    if not old:
+        fail("PREVIOUS_MASTER_KEY is not set: give the old master key as "
+             "TORCHGATE_PREVIOUS_MASTER_KEY_FILE (or TORCHGATE_PREVIOUS_MASTER_KEY)")
+    if hmac.compare_digest(old, new):
+        fail("PREVIOUS_MASTER_KEY is the same as MASTER_KEY: set MASTER_KEY to the new key")
+    try:
+        report = rewrap_payload_keys(gateway.engine, old, new, dry_run=dry_run)
+    except RewrapError as exc:
+        fail(str(exc))
+    done = "would be rewrapped" if dry_run else "rewrapped"
+    say(f"{report.rewrapped} payload keys {done} under MASTER_KEY; "
+        f"{report.already_current} were under it already.")
+    emit({**report.to_json(), "dry_run": dry_run})

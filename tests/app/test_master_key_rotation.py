@@ -1,0 +1,86 @@
+"""A MASTER_KEY rotation from the command line: `keys rewrap`, sealed calls, `audit verify`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app import create_app
+from security.encoding import b64url_encode
+from tests.conftest import SEALED, Auth, Sealer
+
+OLD = b64url_encode(bytes(range(100, 132)))
+NEW = b64url_encode(bytes(range(1, 33)))
+WRONG = b64url_encode(bytes(range(50, 82)))
+
+
+def invoke(app, *args: str) -> tuple[int, dict | None, str]:
+    result = app.test_cli_runner().invoke(args=list(args))
+    out = json.loads(result.stdout) if result.stdout.strip() else None
+    return result.exit_code, out, result.stderr
+
+
+def sealed_call(app, sealer: Sealer):
+    """A sealed /predict/tiny call as alice; the reply opened with the same key."""
+    response = app.test_client().post(
+        "/predict/tiny", data=sealer.seal({"inputs": {"x": [[0.1, 0.2, 0.3, 0.4]]}}),
+        content_type=SEALED, headers=Auth(app).headers())
+    return response.status_code, sealer.open(response.data) if response.status_code == 200 \
+        else response.json
+
+
+@pytest.fixture
+def before(overrides):
+    """The instance under the old master key, with alice's payload key and one audited call."""
+    app = create_app({**overrides, "master_key": OLD})
+    sealer = Sealer(*Auth(app).payload_key("alice"))
+    assert sealed_call(app, sealer)[0] == 200
+    return app, sealer
+
+
+def test_rewrap_moves_keys_and_the_old_master_can_go(overrides, before):
+    _, sealer = before
+    rotating = create_app({**overrides, "master_key": NEW, "previous_master_key": OLD})
+    assert sealed_call(rotating, sealer)[0] == 200  # not yet rewrapped: the previous key opens it
+    code, out, err = invoke(rotating, "keys", "rewrap")
+    assert (code, out) == (0, {"rewrapped": 1, "already_current": 0, "total": 1,
+                               "dry_run": False})
+    assert "1 payload keys rewrapped" in err and sealer.kid not in err
+    assert invoke(rotating, "keys", "rewrap")[1]["already_current"] == 1
+    after = create_app({**overrides, "master_key": NEW})
+    status, reply = sealed_call(after, sealer)
+    assert status == 200 and "outputs" in reply
+
+
+def test_wrong_previous_master_key_changes_nothing(overrides, before):
+    _, sealer = before
+    wrong = create_app({**overrides, "master_key": NEW, "previous_master_key": WRONG})
+    code, out, err = invoke(wrong, "keys", "rewrap")
+    assert (code, out) == (1, None)
+    assert f"payload key {sealer.kid} opens under neither" in err and "nothing was changed" in err
+    still_old = create_app({**overrides, "master_key": OLD})
+    assert sealed_call(still_old, sealer)[0] == 200
+
+
+@pytest.mark.parametrize(("previous", "message"), [
+    (None, "PREVIOUS_MASTER_KEY is not set"),
+    (NEW, "PREVIOUS_MASTER_KEY is the same as MASTER_KEY"),
+])
+def test_rewrap_refuses_without_a_distinct_previous_key(overrides, before, previous, message):
+    extra = {} if previous is None else {"previous_master_key": previous}
+    code, out, err = invoke(create_app({**overrides, "master_key": NEW, **extra}),
+                            "keys", "rewrap")
+    assert (code, out) == (1, None)
+    assert message in err and NEW not in err
+
+
+def test_audit_verify_checks_chains_of_the_previous_master_key(overrides, before):
+    _, sealer = before
+    rotating = create_app({**overrides, "master_key": NEW, "previous_master_key": OLD})
+    assert sealed_call(rotating, sealer)[0] == 200  # a chain under the new key
+    code, out, _ = invoke(rotating, "audit", "verify")
+    assert (code, out["intact"], out["chains"]) == (0, True, 2)
+    code, out, _ = invoke(create_app({**overrides, "master_key": NEW}), "audit", "verify")
+    assert (code, out["intact"], out["reason"]) == (1, False,
+                                                    "chain written under another audit key")
