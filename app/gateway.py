@@ -64,7 +64,7 @@ def build_gateway(settings: Settings, *, on_batch: OnBatch | None = None) -> Gat
     engine = create_database_engine(settings.database_url)
     store = open_store(settings.store_url, settings.sqlite_store_path)
     keyring = PayloadKeyring(engine, settings.master_key, cache_ttl=settings.key_cache_ttl,
-                             previous_master_key=settings.previous_master_key)
+                             previous_master_keys=settings.previous_master_keys)
     policy = Policy.from_file(settings.roles_file)
     registry = ModelRegistry(settings.model_repository, settings.model_keys, settings.device,
                              on_batch=on_batch)

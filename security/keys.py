@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -87,13 +87,13 @@ class PayloadKeyring:
     """Issues, lists, revokes and resolves payload keys stored in the `payload_keys` table."""
 
     def __init__(self, engine: sa.Engine, master_key: bytes, *, cache_ttl: float = 10.0,
-                 clock: Callable[[], float] = time.time, previous_master_key: bytes = b"") -> None:
-        if len(master_key) != KEY_BYTES or len(previous_master_key) not in (0, KEY_BYTES):
+                 clock: Callable[[], float] = time.time,
+                 previous_master_keys: Sequence[bytes] = ()) -> None:
+        self._masters = (master_key, *previous_master_keys)
+        if any(len(key) != KEY_BYTES for key in self._masters):
             raise ValueError("MASTER_KEY must be 32 bytes")
         self._engine = engine
         self._master_key = master_key
-        # During a rotation: unwraps keys that `keys rewrap` has not reached yet.
-        self._masters = (master_key, previous_master_key) if previous_master_key else (master_key,)
         self._cache_ttl = cache_ttl
         self._clock = clock
         # Positive results only, so unknown kids cannot grow it; plain dict ops are atomic.
@@ -204,9 +204,11 @@ def unwrap_key(master_key: bytes, wrapped: bytes, kid: str, subject: str) -> byt
     return aead.open_(master_key, nonce, ciphertext, tag, _wrap_context(kid, subject))
 
 
-def unwrap_with_any(master_keys: tuple[bytes, ...], wrapped: bytes, kid: str,
+def unwrap_with_any(master_keys: Sequence[bytes], wrapped: bytes, kid: str,
                     subject: str) -> bytes:
-    """The key unwrapped by the first master key that opens it; ValueError when none does."""
+    """The key unwrapped by the first master key that opens it; ValueError when none does.
+
+    During a rotation the previous master keys open the keys `keys rewrap` has not reached."""
     for master_key in master_keys[:-1]:
         try:
             return unwrap_key(master_key, wrapped, kid, subject)

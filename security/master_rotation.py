@@ -1,4 +1,4 @@
-"""Moving every wrapped payload key from the previous MASTER_KEY to the current one.
+"""Moving every wrapped payload key from the previous MASTER_KEYs to the current one.
 
 One transaction: either every key not yet under the new master key is rewrapped, or nothing
 changes. A key that already opens under the new master key is skipped, so a run that was
@@ -7,11 +7,12 @@ interrupted, or keys issued meanwhile under the new key, need nothing but anothe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from security.keys import payload_keys, unwrap_key, wrap_key
+from security.keys import payload_keys, unwrap_key, unwrap_with_any, wrap_key
 
 
 class RewrapError(Exception):
@@ -19,7 +20,7 @@ class RewrapError(Exception):
 
     def __init__(self, kid: str) -> None:
         super().__init__(f"payload key {kid} opens under neither MASTER_KEY nor "
-                         "PREVIOUS_MASTER_KEY; nothing was changed")
+                         "PREVIOUS_MASTER_KEYS; nothing was changed")
         self.kid = kid
 
 
@@ -35,10 +36,10 @@ class RewrapReport:
                 "total": self.rewrapped + self.already_current}
 
 
-def rewrap_payload_keys(engine: sa.Engine, old_master: bytes, new_master: bytes, *,
+def rewrap_payload_keys(engine: sa.Engine, old_masters: Sequence[bytes], new_master: bytes, *,
                         dry_run: bool = False) -> RewrapReport:
-    """Rewrap every key under old_master with new_master; revoked and expired ones too, so
-    the old master key opens nothing once this has run."""
+    """Rewrap every key under one of old_masters with new_master; revoked and expired ones
+    too, so the old master keys open nothing once this has run."""
     table = payload_keys
     rewrapped = already_current = 0
     with engine.begin() as conn:
@@ -50,7 +51,7 @@ def rewrap_payload_keys(engine: sa.Engine, old_master: bytes, new_master: bytes,
                 already_current += 1
                 continue
             try:
-                key = unwrap_key(old_master, wrapped, row.kid, row.subject)
+                key = unwrap_with_any(old_masters, wrapped, row.kid, row.subject)
             except ValueError:
                 raise RewrapError(row.kid) from None
             if not dry_run:

@@ -23,9 +23,8 @@ def verify() -> None:
     gateway = current_gateway()
     try:
         settings = gateway.settings
-        previous = [audit_key(settings.previous_master_key)] if settings.previous_master_key \
-            else []
-        verdict = verify_trail(gateway.engine, audit_key(settings.master_key), previous)
+        verdict = verify_trail(gateway.engine, audit_key(settings.master_key),
+                               [audit_key(key) for key in settings.previous_master_keys])
     except (SQLAlchemyError, TypeError, ValueError) as exc:  # a dropped table, a mangled row
         say(f"audit trail unreadable: {type(exc).__name__}")
         emit({"intact": False, "reason": f"trail unreadable: {type(exc).__name__}"})

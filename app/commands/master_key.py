@@ -1,6 +1,6 @@
-"""keys rewrap: move every payload key from PREVIOUS_MASTER_KEY to MASTER_KEY (one transaction).
+"""keys rewrap: move every payload key from PREVIOUS_MASTER_KEYS to MASTER_KEY (one transaction).
 
-The old key comes from the PREVIOUS_MASTER_KEY setting (environment, its _FILE form, or the TOML
+The old keys come from the PREVIOUS_MASTER_KEYS setting (environment, its _FILE form, or the TOML
 file), never from the command line, where it would show in process lists and shell history.
 """
 
@@ -20,14 +20,14 @@ from security.master_rotation import RewrapError, rewrap_payload_keys
 @click.option("--dry-run", is_flag=True, help="Count what would be rewrapped; change nothing.")
 @with_appcontext
 def rewrap_keys(dry_run: bool) -> None:
-    """Rewrap every payload key from PREVIOUS_MASTER_KEY to MASTER_KEY; safe to run again."""
+    """Rewrap every payload key from PREVIOUS_MASTER_KEYS to MASTER_KEY; safe to run again."""
     gateway = current_gateway()
-    old, new = gateway.settings.previous_master_key, gateway.settings.master_key
+    old, new = gateway.settings.previous_master_keys, gateway.settings.master_key
     if not old:
-        fail("PREVIOUS_MASTER_KEY is not set: give the old master key as "
-             "TORCHGATE_PREVIOUS_MASTER_KEY_FILE (or TORCHGATE_PREVIOUS_MASTER_KEY)")
-    if hmac.compare_digest(old, new):
-        fail("PREVIOUS_MASTER_KEY is the same as MASTER_KEY: set MASTER_KEY to the new key")
+        fail("PREVIOUS_MASTER_KEYS is not set: give the old master key as "
+             "TORCHGATE_PREVIOUS_MASTER_KEYS_FILE (or TORCHGATE_PREVIOUS_MASTER_KEYS)")
+    if any(hmac.compare_digest(key, new) for key in old):
+        fail("PREVIOUS_MASTER_KEYS holds MASTER_KEY itself: set MASTER_KEY to the new key")
     try:
         report = rewrap_payload_keys(gateway.engine, old, new, dry_run=dry_run)
     except RewrapError as exc:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from app import create_app
+from config import ConfigError
 from security.encoding import b64url_encode
 from tests.conftest import SEALED, Auth, Sealer
 
@@ -41,7 +42,7 @@ def before(overrides):
 
 def test_rewrap_moves_keys_and_the_old_master_can_go(overrides, before):
     _, sealer = before
-    rotating = create_app({**overrides, "master_key": NEW, "previous_master_key": OLD})
+    rotating = create_app({**overrides, "master_key": NEW, "previous_master_keys": OLD})
     assert sealed_call(rotating, sealer)[0] == 200  # not yet rewrapped: the previous key opens it
     code, out, err = invoke(rotating, "keys", "rewrap")
     assert (code, out) == (0, {"rewrapped": 1, "already_current": 0, "total": 1,
@@ -55,7 +56,7 @@ def test_rewrap_moves_keys_and_the_old_master_can_go(overrides, before):
 
 def test_wrong_previous_master_key_changes_nothing(overrides, before):
     _, sealer = before
-    wrong = create_app({**overrides, "master_key": NEW, "previous_master_key": WRONG})
+    wrong = create_app({**overrides, "master_key": NEW, "previous_master_keys": WRONG})
     code, out, err = invoke(wrong, "keys", "rewrap")
     assert (code, out) == (1, None)
     assert f"payload key {sealer.kid} opens under neither" in err and "nothing was changed" in err
@@ -64,11 +65,11 @@ def test_wrong_previous_master_key_changes_nothing(overrides, before):
 
 
 @pytest.mark.parametrize(("previous", "message"), [
-    (None, "PREVIOUS_MASTER_KEY is not set"),
-    (NEW, "PREVIOUS_MASTER_KEY is the same as MASTER_KEY"),
+    (None, "PREVIOUS_MASTER_KEYS is not set"),
+    (f"{OLD},{NEW}", "PREVIOUS_MASTER_KEYS holds MASTER_KEY itself"),
 ])
 def test_rewrap_refuses_without_a_distinct_previous_key(overrides, before, previous, message):
-    extra = {} if previous is None else {"previous_master_key": previous}
+    extra = {} if previous is None else {"previous_master_keys": previous}
     code, out, err = invoke(create_app({**overrides, "master_key": NEW, **extra}),
                             "keys", "rewrap")
     assert (code, out) == (1, None)
@@ -77,10 +78,31 @@ def test_rewrap_refuses_without_a_distinct_previous_key(overrides, before, previ
 
 def test_audit_verify_checks_chains_of_the_previous_master_key(overrides, before):
     _, sealer = before
-    rotating = create_app({**overrides, "master_key": NEW, "previous_master_key": OLD})
+    rotating = create_app({**overrides, "master_key": NEW, "previous_master_keys": OLD})
     assert sealed_call(rotating, sealer)[0] == 200  # a chain under the new key
     code, out, _ = invoke(rotating, "audit", "verify")
     assert (code, out["intact"], out["chains"]) == (0, True, 2)
     code, out, _ = invoke(create_app({**overrides, "master_key": NEW}), "audit", "verify")
     assert (code, out["intact"], out["reason"]) == (1, False,
                                                     "chain written under another audit key")
+
+
+def test_audit_verify_after_two_rotations_needs_both_earlier_keys(overrides, before):
+    _, sealer = before
+    middle = create_app({**overrides, "master_key": WRONG, "previous_master_keys": OLD})
+    assert sealed_call(middle, sealer)[0] == 200
+    both = f"{WRONG},{OLD}"
+    latest = create_app({**overrides, "master_key": NEW, "previous_master_keys": both})
+    assert sealed_call(latest, sealer)[0] == 200
+    assert invoke(latest, "audit", "verify")[:2] == (0, {"intact": True, "chains": 3,
+                                                         "records": 3})
+    code, out, _ = invoke(create_app({**overrides, "master_key": NEW,
+                                      "previous_master_keys": WRONG}), "audit", "verify")
+    assert (code, out["reason"]) == (1, "chain written under another audit key")
+
+
+@pytest.mark.parametrize("value", ["not-base64!", f"{OLD},short", b64url_encode(b"x" * 31)])
+def test_a_bad_previous_master_key_stops_start_up(overrides, value):
+    with pytest.raises(ConfigError) as caught:
+        create_app({**overrides, "previous_master_keys": value})
+    assert caught.value.name == "PREVIOUS_MASTER_KEYS" and OLD not in str(caught.value)

@@ -45,7 +45,7 @@ def issue(engine: sa.Engine, master: bytes, count: int) -> dict[str, tuple[str, 
 def test_rewrapped_keys_open_envelopes_under_the_new_master_only(engine):
     issued = issue(engine, OLD, 3)
     PayloadKeyring(engine, OLD).revoke(next(iter(issued)))  # revoked keys move too
-    assert rewrap_payload_keys(engine, OLD, NEW) == RewrapReport(rewrapped=3, already_current=0)
+    assert rewrap_payload_keys(engine, [OLD], NEW) == RewrapReport(rewrapped=3, already_current=0)
     new, old = PayloadKeyring(engine, NEW), PayloadKeyring(engine, OLD)
     for kid, (subject, key) in list(issued.items())[1:]:
         body = seal_envelope(b'{"x": 1}', key=key, kid=kid)
@@ -58,16 +58,16 @@ def test_rewrapped_keys_open_envelopes_under_the_new_master_only(engine):
 
 def test_second_run_skips_every_key(engine):
     issue(engine, OLD, 2)
-    rewrap_payload_keys(engine, OLD, NEW)
+    rewrap_payload_keys(engine, [OLD], NEW)
     after_first = stored(engine)
-    assert rewrap_payload_keys(engine, OLD, NEW) == RewrapReport(rewrapped=0, already_current=2)
+    assert rewrap_payload_keys(engine, [OLD], NEW) == RewrapReport(rewrapped=0, already_current=2)
     assert stored(engine) == after_first
 
 
 def test_keys_issued_under_the_new_master_are_skipped(engine):
     issue(engine, OLD, 2)
     issue(engine, NEW, 3)
-    assert rewrap_payload_keys(engine, OLD, NEW) == RewrapReport(rewrapped=2, already_current=3)
+    assert rewrap_payload_keys(engine, [OLD], NEW) == RewrapReport(rewrapped=2, already_current=3)
 
 
 @pytest.mark.parametrize("already_new", [0, 2])
@@ -76,7 +76,7 @@ def test_wrong_old_key_changes_nothing(engine, already_new):
     issue(engine, NEW, already_new)
     before = stored(engine)
     with pytest.raises(RewrapError) as caught:
-        rewrap_payload_keys(engine, WRONG, NEW)
+        rewrap_payload_keys(engine, [WRONG], NEW)
     assert caught.value.kid in before
     assert "nothing was changed" in str(caught.value)
     assert stored(engine) == before
@@ -85,16 +85,24 @@ def test_wrong_old_key_changes_nothing(engine, already_new):
 def test_dry_run_counts_and_changes_nothing(engine):
     issue(engine, OLD, 2)
     before = stored(engine)
-    report = rewrap_payload_keys(engine, OLD, NEW, dry_run=True)
+    report = rewrap_payload_keys(engine, [OLD], NEW, dry_run=True)
     assert report.to_json() == {"rewrapped": 2, "already_current": 0, "total": 2}
     assert stored(engine) == before
 
 
 def test_keyring_with_the_previous_master_reads_both_during_the_rotation(engine):
     issued = {**issue(engine, OLD, 1), **issue(engine, NEW, 1)}
-    both = PayloadKeyring(engine, NEW, previous_master_key=OLD)
+    both = PayloadKeyring(engine, NEW, previous_master_keys=[OLD])
     for kid, (subject, key) in issued.items():
         assert both.key_for(kid, subject) == key
     new_only = PayloadKeyring(engine, NEW)
     with pytest.raises(KeyNotAllowed):
         new_only.key_for(*next((kid, subject) for kid, (subject, _) in issued.items()))
+
+
+def test_keys_of_two_earlier_master_keys_move_in_one_run(engine):
+    oldest = bytes(range(150, 182))
+    issued = {**issue(engine, oldest, 1), **issue(engine, OLD, 2)}
+    assert rewrap_payload_keys(engine, [OLD, oldest], NEW) == RewrapReport(3, 0)
+    new = PayloadKeyring(engine, NEW)
+    assert all(new.key_for(kid, subject) == key for kid, (subject, key) in issued.items())
