@@ -83,9 +83,8 @@ class Settings:
     master_key: bytes = _setting(b"", "32 bytes as base64url: wraps payload keys at rest and "
                                  "keys the audit chain", secret=True)
     previous_master_keys: tuple[bytes, ...] = _setting(None, "earlier MASTER_KEYs, comma-"
-                                                       "separated: unwrap keys not yet rewrapped "
-                                                       "(`keys rewrap`), verify their audit "
-                                                       "chains", secret=True, factory=tuple)
+                                                       "separated (`keys rewrap`)", secret=True,
+                                                       factory=tuple, shown="—")
     model_keys: Mapping[str, bytes] = _setting(None, "key-encryption keys of sealed weights: "
                                                "`kid1:base64url,kid2:base64url`", secret=True,
                                                factory=dict)
@@ -234,8 +233,7 @@ def _convert(name: str, kind: Any, value: Any) -> Any:
     if name == "MASTER_KEY":
         return parse_key(name, value) if value else b""
     if name == "PREVIOUS_MASTER_KEYS":
-        keys = value if isinstance(value, list) else str(value).split(",")
-        return tuple(parse_key(name, key) for key in keys if str(key).strip())
+        return tuple(parse_key(name, k) for k in str(value).split(",") if k.strip())
     if name == "MODEL_KEYS":
         return parse_model_keys(value)
     if kind in ("int", int):
