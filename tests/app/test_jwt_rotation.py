@@ -195,3 +195,28 @@ def test_previous_secret_is_never_shown(overrides):
         shown = repr(current_gateway().settings) + repr(signing.find(secret_kid(OLD_SECRET))) \
             + repr(signing.current)
     assert OLD_SECRET not in shown and overrides["jwt_secret"] not in shown
+
+
+def test_nodes_on_either_step_of_a_roll_accept_each_others_tokens(overrides):
+    """operations.md §4: step 1 nodes verify NEW in the previous slot; step 2 nodes sign with it."""
+    new = overrides["jwt_secret"]
+    step1 = create_app({**overrides, "jwt_secret": OLD_SECRET, "jwt_previous_secret": new,
+                        "jwt_previous_keys_until": IN_AN_HOUR})
+    step2 = rotated(overrides, IN_AN_HOUR)
+    for signer, verifier in ((step1, step2), (step2, step1)):
+        response = whoami(verifier, Auth(signer).token("alice"))
+        assert response.status_code == 200 and response.json["sub"] == "alice"
+
+
+def test_hs256_to_eddsa_keeps_hs256_tokens_inside_the_window(overrides, old_app):
+    private_pem, public_pem, public_key = pem_pair("EdDSA")
+    token = Auth(old_app).token("alice")
+    eddsa = create_app({**overrides, "jwt_algorithm": "EdDSA", "jwt_private_key": private_pem,
+                        "jwt_public_key": public_pem, "jwt_previous_secret": OLD_SECRET,
+                        "jwt_previous_keys_until": IN_AN_HOUR})
+    assert whoami(eddsa, token).json["sub"] == "alice"
+    assert jwt.get_unverified_header(Auth(eddsa).token("bob"))["alg"] == "EdDSA"
+    # Algorithm confusion: the public key's PEM as an HS256 secret, under the public key's kid.
+    confused = whoami(eddsa, forge(public_pem, public_key_kid(public_key)))
+    assert confused.status_code == 401
+    assert confused.json["type"] == "urn:torchgate:problem:unauthorized"
