@@ -96,6 +96,9 @@ class SigningKeyring:
         self._by_kid = {key.kid: key for key in previous}
         self._by_kid[current.kid] = current
 
+    def previous(self) -> list[SigningKey]:
+        return [key for key in self._by_kid.values() if key is not self.current]
+
     def find(self, kid: str | None) -> SigningKey | None:
         """The key named by `kid` (None: the current key), or None when it is not ours."""
         return self.current if kid is None else self._by_kid.get(kid)
