@@ -1,12 +1,14 @@
 """Rewrapping payload keys under a new MASTER_KEY: round trip, refusal, resumption, dry run.
 
-SQLite only: a rewrap walks the whole payload_keys table, which the shared PostgreSQL test
-database holds for every test run at once.
+On SQLite and, when TORCHGATE_TEST_DATABASE_URL is set, on PostgreSQL in a schema of its own: a
+rewrap walks the whole payload_keys table, and the shared test database's belongs to every run.
 """
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -22,12 +24,28 @@ NEW = bytes(range(1, 33))
 WRONG = bytes(range(50, 82))
 
 
-@pytest.fixture
-def engine(tmp_path):
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'keys.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path):
+    if request.param == "sqlite":
+        engine = sa.create_engine(f"sqlite:///{tmp_path / 'keys.db'}")
+        metadata.create_all(engine, tables=[payload_keys])
+        yield engine
+        engine.dispose()
+        return
+    url = os.environ.get("TORCHGATE_TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("TORCHGATE_TEST_DATABASE_URL is not set")
+    schema = f"rewrap_{uuid.uuid4().hex}"
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    engine = sa.create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
     metadata.create_all(engine, tables=[payload_keys])
     yield engine
     engine.dispose()
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
 
 
 def stored(engine: sa.Engine) -> dict[str, bytes]:
