@@ -11,7 +11,7 @@ import hmac
 import click
 from flask.cli import with_appcontext
 
-from app.commands import emit, fail, say
+from app.commands import audit_cli_action, emit, fail, say
 from app.gateway import current_gateway
 from security.master_rotation import RewrapError, rewrap_payload_keys
 
@@ -32,6 +32,8 @@ def rewrap_keys(dry_run: bool) -> None:
         report = rewrap_payload_keys(gateway.engine, old, new, dry_run=dry_run)
     except RewrapError as exc:
         fail(str(exc))
+    if not dry_run:
+        audit_cli_action("keys.rewrap")
     done = "would be rewrapped" if dry_run else "rewrapped"
     say(f"{report.rewrapped} payload keys {done} under MASTER_KEY; "
         f"{report.already_current} were under it already.")

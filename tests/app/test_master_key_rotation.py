@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 
 import pytest
+import sqlalchemy as sa
 
 from app import create_app
+from app.gateway import current_gateway
 from config import ConfigError
 from security.encoding import b64url_encode
 from tests.conftest import SEALED, Auth, Sealer
@@ -106,3 +109,21 @@ def test_a_bad_previous_master_key_stops_start_up(overrides, value):
     with pytest.raises(ConfigError) as caught:
         create_app({**overrides, "previous_master_keys": value})
     assert caught.value.name == "PREVIOUS_MASTER_KEYS" and OLD not in str(caught.value)
+
+
+def audited_actions(app) -> list[tuple]:
+    with app.app_context():
+        engine = current_gateway().engine
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(sa.text(
+            "SELECT subject, action, decision FROM audit_records WHERE action LIKE 'cli.%'"))]
+
+
+def test_a_rewrap_is_audited_and_a_dry_run_is_not(overrides, before):
+    rotating = create_app({**overrides, "master_key": NEW, "previous_master_keys": OLD})
+    assert invoke(rotating, "keys", "rewrap", "--dry-run")[1]["dry_run"] is True
+    assert audited_actions(rotating) == []
+    assert invoke(rotating, "keys", "rewrap")[0] == 0
+    assert audited_actions(rotating) == [(f"cli:{getpass.getuser()}", "cli.keys.rewrap", "allow")]
+    assert invoke(rotating, "audit", "verify")[:2] == (0, {"intact": True, "chains": 2,
+                                                           "records": 2})
