@@ -32,9 +32,9 @@ def rewrap_keys(dry_run: bool) -> None:
         report = rewrap_payload_keys(gateway.engine, old, new, dry_run=dry_run)
     except RewrapError as exc:
         fail(str(exc))
-    if not dry_run:
+    if report.rewrapped and not dry_run:
         audit_cli_action("keys.rewrap")
     done = "would be rewrapped" if dry_run else "rewrapped"
-    say(f"{report.rewrapped} payload keys {done} under MASTER_KEY; "
-        f"{report.already_current} were under it already.")
+    say(f"payload keys {done} under MASTER_KEY: {report.rewrapped}; "
+        f"already under it: {report.already_current}")
     emit({**report.to_json(), "dry_run": dry_run})

@@ -50,7 +50,8 @@ def test_rewrap_moves_keys_and_the_old_master_can_go(overrides, before):
     code, out, err = invoke(rotating, "keys", "rewrap")
     assert (code, out) == (0, {"rewrapped": 1, "already_current": 0, "total": 1,
                                "dry_run": False})
-    assert "1 payload keys rewrapped" in err and sealer.kid not in err
+    assert "payload keys rewrapped under MASTER_KEY: 1; already under it: 0" in err
+    assert sealer.kid not in err
     assert invoke(rotating, "keys", "rewrap")[1]["already_current"] == 1
     after = create_app({**overrides, "master_key": NEW})
     status, reply = sealed_call(after, sealer)
@@ -124,6 +125,7 @@ def test_a_rewrap_is_audited_and_a_dry_run_is_not(overrides, before):
     assert invoke(rotating, "keys", "rewrap", "--dry-run")[1]["dry_run"] is True
     assert audited_actions(rotating) == []
     assert invoke(rotating, "keys", "rewrap")[0] == 0
+    assert invoke(rotating, "keys", "rewrap")[1]["rewrapped"] == 0  # changed nothing: no record
     assert audited_actions(rotating) == [(f"cli:{getpass.getuser()}", "cli.keys.rewrap", "allow")]
     assert invoke(rotating, "audit", "verify")[:2] == (0, {"intact": True, "chains": 2,
                                                            "records": 2})
