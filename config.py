@@ -67,6 +67,12 @@ class Settings:
     jwt_algorithm: str = _setting("HS256", "`HS256`, `RS256`, `ES256` or `EdDSA`")
     jwt_private_key: str = _setting("", "PEM signing key for RS256/ES256/EdDSA", secret=True)
     jwt_public_key: str = _setting("", "PEM verification key for RS256/ES256/EdDSA")
+    jwt_previous_secret: str = _setting("", "the HS256 secret before JWT_SECRET: verifies "
+                                        "until JWT_PREVIOUS_KEYS_UNTIL", secret=True)
+    jwt_previous_public_key: str = _setting("", "the PEM public key before the current one: "
+                                            "verifies until JWT_PREVIOUS_KEYS_UNTIL")
+    jwt_previous_keys_until: str = _setting("", "ISO-8601 time with zone (`2026-12-01T12:00Z`) "
+                                            "when the previous JWT keys stop verifying")
     jwt_issuer: str = _setting("torchgate", "required `iss` of tokens")
     jwt_audience: str = _setting("torchgate", "required `aud` of tokens")
     jwt_access_ttl: int = _setting(900, "access token lifetime, seconds")
@@ -76,6 +82,9 @@ class Settings:
     jwt_roles_claim: str = _setting("roles", "dotted path of the roles claim in external tokens")
     master_key: bytes = _setting(b"", "32 bytes as base64url: wraps payload keys at rest and "
                                  "keys the audit chain", secret=True)
+    previous_master_keys: tuple[bytes, ...] = _setting(None, "earlier MASTER_KEYs, comma-"
+                                                       "separated (`keys rewrap`)", secret=True,
+                                                       factory=tuple, shown="—")
     model_keys: Mapping[str, bytes] = _setting(None, "key-encryption keys of sealed weights: "
                                                "`kid1:base64url,kid2:base64url`", secret=True,
                                                factory=dict)
@@ -223,6 +232,8 @@ def _build(raw: dict[str, Any]) -> Settings:
 def _convert(name: str, kind: Any, value: Any) -> Any:
     if name == "MASTER_KEY":
         return parse_key(name, value) if value else b""
+    if name == "PREVIOUS_MASTER_KEYS":
+        return tuple(parse_key(name, k) for k in str(value).split(",") if k.strip())
     if name == "MODEL_KEYS":
         return parse_model_keys(value)
     if kind in ("int", int):
@@ -285,7 +296,7 @@ def _with_secrets(s: Settings) -> Settings:
     if s.env != "production":
         s = _fill_development_secrets(s)
     if s.jwt_algorithm == "HS256":
-        _require_strong_text("JWT_SECRET", s.jwt_secret)
+        require_strong_text("JWT_SECRET", s.jwt_secret)
     else:
         if not s.jwt_private_key or not s.jwt_public_key:
             raise ConfigError("JWT_PRIVATE_KEY", f"{s.jwt_algorithm} needs JWT_PRIVATE_KEY "
@@ -299,7 +310,7 @@ def _with_secrets(s: Settings) -> Settings:
     return s
 
 
-def _require_strong_text(name: str, value: str) -> None:
+def require_strong_text(name: str, value: str) -> None:
     if not value:
         raise ConfigError(name, f"missing: at least {MIN_SECRET_BYTES} random bytes are required")
     encoded = value.encode()

@@ -13,10 +13,16 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 # At module level, management's table (models.admin) is in the schema before build_gateway.
 from app import audit, errors, lifecycle, management, metrics, requestlog, startup
-from app.gateway import EXTENSION, build_gateway
+from app.gateway import EXTENSION, build_gateway, current_gateway
 from config import Settings, load_settings
 
 jwt_manager = JWTManager()
+
+
+@jwt_manager.additional_headers_loader
+def signing_key_header(_identity: Any) -> dict[str, str]:
+    """Every token names its signing key, so a previous key can keep verifying after a switch."""
+    return {"kid": current_gateway().verifier.signing.current.kid}
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:

@@ -12,6 +12,7 @@ from flask import current_app
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from app.key_rotation import previous_signing_keys, verification_key
 from config import ConfigError, Settings
 from dataplane.call import ModelCall
 from dataplane.payload import JOSE_JSON, PLAIN_JSON, PayloadPolicy
@@ -62,7 +63,8 @@ def build_gateway(settings: Settings, *, on_batch: OnBatch | None = None) -> Gat
                           f"{exc.strerror}") from exc
     engine = create_database_engine(settings.database_url)
     store = open_store(settings.store_url, settings.sqlite_store_path)
-    keyring = PayloadKeyring(engine, settings.master_key, cache_ttl=settings.key_cache_ttl)
+    keyring = PayloadKeyring(engine, settings.master_key, cache_ttl=settings.key_cache_ttl,
+                             previous_master_keys=settings.previous_master_keys)
     policy = Policy.from_file(settings.roles_file)
     registry = ModelRegistry(settings.model_repository, settings.model_keys, settings.device,
                              on_batch=on_batch)
@@ -77,7 +79,8 @@ def build_gateway(settings: Settings, *, on_batch: OnBatch | None = None) -> Gat
             algorithm=settings.jwt_algorithm, key=verification_key(settings),
             issuer=settings.jwt_issuer, audience=settings.jwt_audience,
             is_revoked=store.any_revoked,
-            external_keys=external_keys(settings), roles_claim=settings.jwt_roles_claim),
+            external_keys=external_keys(settings), roles_claim=settings.jwt_roles_claim,
+            previous=previous_signing_keys(settings)),
         throttle=LoginThrottle(store, settings.login_max_failures, settings.login_window),
         registry=registry,
         model_call=ModelCall(
@@ -102,13 +105,6 @@ def rate_limit(setting: str, value: str, scope: str) -> RateLimit:
     except ValueError as exc:
         raise ConfigError(setting, f"not a rate limit: {value.strip()!r} (e.g. '6000/minute' "
                           "or '100/second;5000/hour')") from exc
-
-
-def verification_key(settings: Settings):
-    if settings.jwt_algorithm == "HS256":
-        return settings.jwt_secret
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
-    return load_pem_public_key(settings.jwt_public_key.encode())
 
 
 def external_keys(settings: Settings) -> dict[str, VerificationKey]:

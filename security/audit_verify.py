@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -63,17 +63,22 @@ class Verdict:
                 "reason": self.broken.reason}
 
 
-def verify_trail(engine: sa.Engine, key: bytes) -> Verdict:
-    """Walk every chain in start order and every record in seq order; stop at the first break."""
+def verify_trail(engine: sa.Engine, key: bytes, previous_keys: Sequence[bytes] = ()) -> Verdict:
+    """Walk every chain in start order and every record in seq order; stop at the first break.
+
+    A chain is checked with the key it names by key id: `key`, or one of `previous_keys` (the
+    audit keys of earlier master keys, for chains started before a rotation)."""
+    keys = {key_id(each): each for each in (*previous_keys, key)}
     with engine.connect() as conn:
         begin_snapshot(conn)
         chains = conn.execute(sa.select(audit_chains).order_by(audit_chains.c.ordinal)).all()
-        broken = check_registry(chains, key) or find_unregistered(conn)
+        broken = check_registry(chains, keys) or find_unregistered(conn)
         if broken:
             return Verdict(len(chains), 0, broken)
         total = 0
         for chain in chains:
-            count, broken = check_chain(chain, stream_records(conn, chain.chain_id), key)
+            count, broken = check_chain(chain, stream_records(conn, chain.chain_id),
+                                        keys[chain.key_id])
             total += count
             if broken:
                 return Verdict(len(chains), total, broken)
@@ -88,11 +93,12 @@ def begin_snapshot(conn: sa.Connection) -> None:
         conn.execution_options(isolation_level="REPEATABLE READ")
 
 
-def check_registry(chains: Iterable[Any], key: bytes) -> Break | None:
+def check_registry(chains: Iterable[Any], keys: Mapping[str, bytes]) -> Break | None:
     """Chains are numbered 0, 1, 2… and each entry links to the one started before it."""
-    expected_key_id, prev = key_id(key), GENESIS
+    prev = GENESIS
     for ordinal, chain in enumerate(chains):
-        if chain.key_id != expected_key_id:
+        key = keys.get(chain.key_id)
+        if key is None:
             return Break(chain.chain_id, None, OTHER_KEY)
         entry = {name: getattr(chain, name) for name in CHAIN_FIELDS}
         if chain.chain_hash != link(key, "chain", chain.prev_chain_hash, entry):

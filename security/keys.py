@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -87,8 +87,10 @@ class PayloadKeyring:
     """Issues, lists, revokes and resolves payload keys stored in the `payload_keys` table."""
 
     def __init__(self, engine: sa.Engine, master_key: bytes, *, cache_ttl: float = 10.0,
-                 clock: Callable[[], float] = time.time) -> None:
-        if len(master_key) != KEY_BYTES:
+                 clock: Callable[[], float] = time.time,
+                 previous_master_keys: Sequence[bytes] = ()) -> None:
+        self._masters = (master_key, *previous_master_keys)
+        if any(len(key) != KEY_BYTES for key in self._masters):
             raise ValueError("MASTER_KEY must be 32 bytes")
         self._engine = engine
         self._master_key = master_key
@@ -109,7 +111,7 @@ class PayloadKeyring:
         expires_at = None if ttl_days is None else now + ttl_days * SECONDS_PER_DAY
         with self._engine.begin() as conn:
             conn.execute(payload_keys.insert().values(
-                kid=kid, subject=subject, wrapped=self._wrap(key, kid, subject),
+                kid=kid, subject=subject, wrapped=wrap_key(self._master_key, key, kid, subject),
                 created_at=now, expires_at=expires_at, revoked_at=None))
         return IssuedKey(kid=kid, key=key, subject=subject, expires_at=expires_at)
 
@@ -174,7 +176,7 @@ class PayloadKeyring:
         if row is None:
             raise KeyNotAllowed()
         try:
-            key = self._unwrap(bytes(row.wrapped), kid, row.subject)
+            key = unwrap_with_any(self._masters, bytes(row.wrapped), kid, row.subject)
         except ValueError:
             log.warning("payload key %s could not be unwrapped; is MASTER_KEY the one it was "
                         "issued under?", kid)
@@ -184,18 +186,35 @@ class PayloadKeyring:
         self._cache[kid] = cached
         return cached
 
-    def _wrap(self, key: bytes, kid: str, subject: str) -> bytes:
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        ciphertext, tag = aead.seal(self._master_key, nonce, key, _wrap_context(kid, subject))
-        return nonce + ciphertext + tag
 
-    def _unwrap(self, wrapped: bytes, kid: str, subject: str) -> bytes:
-        """Inverse of _wrap; ValueError when the master key, kid or subject do not match."""
-        if len(wrapped) != NONCE_BYTES + KEY_BYTES + TAG_BYTES:
-            raise ValueError("wrapped payload key has the wrong length")
-        nonce, ciphertext, tag = wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:-TAG_BYTES], \
-            wrapped[-TAG_BYTES:]
-        return aead.open_(self._master_key, nonce, ciphertext, tag, _wrap_context(kid, subject))
+
+def wrap_key(master_key: bytes, key: bytes, kid: str, subject: str) -> bytes:
+    """nonce || ciphertext || tag of a payload key under a master key, bound to kid, subject."""
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    ciphertext, tag = aead.seal(master_key, nonce, key, _wrap_context(kid, subject))
+    return nonce + ciphertext + tag
+
+
+def unwrap_key(master_key: bytes, wrapped: bytes, kid: str, subject: str) -> bytes:
+    """Inverse of wrap_key; ValueError when the master key, kid or subject do not match."""
+    if len(wrapped) != NONCE_BYTES + KEY_BYTES + TAG_BYTES:
+        raise ValueError("wrapped payload key has the wrong length")
+    nonce, ciphertext, tag = wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:-TAG_BYTES], \
+        wrapped[-TAG_BYTES:]
+    return aead.open_(master_key, nonce, ciphertext, tag, _wrap_context(kid, subject))
+
+
+def unwrap_with_any(master_keys: Sequence[bytes], wrapped: bytes, kid: str,
+                    subject: str) -> bytes:
+    """The key unwrapped by the first master key that opens it; ValueError when none does.
+
+    During a rotation the previous master keys open the keys `keys rewrap` has not reached."""
+    for master_key in master_keys[:-1]:
+        try:
+            return unwrap_key(master_key, wrapped, kid, subject)
+        except ValueError:
+            continue
+    return unwrap_key(master_keys[-1], wrapped, kid, subject)
 
 
 def _wrap_context(kid: str, subject: str) -> bytes:

@@ -1,7 +1,8 @@
 """Verified token claims, remembered per worker so a token's signature is checked once.
 
 Keyed by the SHA-256 of the token (the cache never holds a usable token), each entry dropped at
-the token's expiry (plus the leeway its verifier allowed). Only successful verifications are
+the token's expiry (plus the leeway its verifier allowed), or when its signing key's rotation
+window ends, whichever comes first. Only successful verifications are
 stored, so forged tokens cannot fill it. Revocation is NOT cached: callers check it on every
 request, so a revoked token is refused on its very next request.
 """

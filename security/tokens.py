@@ -1,19 +1,21 @@
-"""JWT verification: one configured algorithm, required registered claims, type, revocation.
+"""JWT verification: the key named by the kid, its one algorithm, required claims, type, revocation.
 
 Issuing goes through flask-jwt-extended (app/auth.py); verifying is one explicit PyJWT decode with
 an algorithm allow-list, then the token type, then revocation, as separate named steps. That is
 a quarter of flask-jwt-extended's per-request cost, and it refuses a token that has no `type`
 claim instead of defaulting it to "access".
 
-Beside its own tokens the gateway may accept access tokens of an external identity provider
-(JWT_JWKS_FILE): a token whose header `kid` names a key of that JWKS is verified with that key
-and the key's one algorithm only (docs/external-tokens.md); every other token takes the own path.
+The header `kid` picks the key (security/signing_keys.py): the gateway's current key, a previous
+one inside its rotation window, or a key of an external identity provider's JWKS
+(JWT_JWKS_FILE, docs/external-tokens.md); a token without a kid is the current key's, and a kid
+that names none of them is refused.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,6 +27,7 @@ import jwt
 from errors import TokenExpired, TokenRevoked, Unauthorized
 from security.encoding import b64url_decode
 from security.jwks import VerificationKey
+from security.signing_keys import SigningKey, SigningKeyring, current_key
 from security.token_cache import VerifiedTokenCache
 
 REQUIRED_CLAIMS = ("sub", "jti", "iat", "nbf", "exp", "iss", "aud", "type")
@@ -89,14 +92,17 @@ def decode_verified(token: str, key: Any, **kwargs: Any) -> dict[str, Any]:
 
 
 class TokenVerifier:
-    """Verifies the gateway's own tokens (one algorithm) and, given a JWKS, an IdP's tokens."""
+    """Verifies the gateway's own tokens (each key with its one algorithm, found by the header
+    kid; previous keys until their window ends) and, given a JWKS, an IdP's tokens."""
 
     def __init__(self, *, algorithm: str, key: Any, issuer: str, audience: str,
                  is_revoked: Callable[[Sequence[str]], bool],
                  external_keys: Mapping[str, VerificationKey] | None = None,
-                 roles_claim: str = "roles"):
-        self._algorithms = [algorithm]
-        self._key = key
+                 roles_claim: str = "roles", previous: Sequence[SigningKey] = (),
+                 clock: Callable[[], float] = time.time):
+        self.signing = SigningKeyring(current_key(algorithm, key), previous)
+        self._clock = clock
+        self._header_kid = lru_cache(maxsize=256)(header_kid)
         self._issuer = issuer
         self._audience = audience
         self._is_revoked = is_revoked
@@ -104,7 +110,7 @@ class TokenVerifier:
         self._external = ExternalTokenVerifier(
             external_keys, issuer=issuer, audience=audience,
             roles_claim=roles_claim) if external_keys else None
-        self._cache = VerifiedTokenCache()
+        self._cache = VerifiedTokenCache(clock=clock)
 
     def verify(self, token: str, *, expected_type: str = "access") -> Mapping[str, Any]:
         """Every check, revocation included (one store read)."""
@@ -126,16 +132,28 @@ class TokenVerifier:
         return claims
 
     def _verify_uncached(self, token: str, expected_type: str) -> tuple[dict[str, Any], float]:
-        """(claims, until when they may be reused) after signature and claims checks."""
-        external = self._external.key_for(token) if self._external else None
+        """(claims, until when they may be reused) after signature and claims checks; never
+        past the signing key's window, so the cache cannot outlive a retired key."""
+        own = self.own_key(token)
+        external = self._external.key_for(token) if own is None and self._external else None
         if external is not None:
             claims = self._external.verify(token, external, expected_type)
             return claims, claims["exp"] + self._external.leeway
-        claims = self.verify_signature_and_claims(token)
-        return claims, claims["exp"]
+        if own is None:
+            raise invalid_token("The token is not valid.")
+        claims = self.verify_signature_and_claims(token, own)
+        return claims, min(claims["exp"], own.until)
 
-    def verify_signature_and_claims(self, token: str) -> dict[str, Any]:
-        claims = decode_verified(token, self._key, algorithms=self._algorithms,
+    def own_key(self, token: str) -> SigningKey | None:
+        """The own key the header kid names (none: the current key); None when not ours."""
+        return self.signing.find(self._header_kid(token.partition(".")[0]))
+
+    def verify_signature_and_claims(self, token: str,
+                                    key: SigningKey | None = None) -> dict[str, Any]:
+        key = key or self.signing.current
+        if key.retired(self._clock()):
+            raise invalid_token("The token's signing key is no longer accepted.")
+        claims = decode_verified(token, key.key, algorithms=[key.algorithm],
                                  issuer=self._issuer, audience=self._audience,
                                  options=self._options)["payload"]
         # An empty sub is no one: it would share every per-subject limit and key lookup.
@@ -146,11 +164,14 @@ class TokenVerifier:
 
     def read_for_revocation(self, token: str) -> dict[str, Any] | None:
         """Claims of a token this gateway accepts, expired or not, with a jti; else None."""
-        external = self._external.key_for(token) if self._external else None
+        own = self.own_key(token)
+        external = self._external.key_for(token) if own is None and self._external else None
         if external is not None:
             return self._external.read_for_revocation(token, external)
+        if own is None or own.retired(self._clock()):
+            return None
         try:
-            return jwt.decode(token, self._key, algorithms=self._algorithms,
+            return jwt.decode(token, own.key, algorithms=[own.algorithm],
                               issuer=self._issuer, audience=self._audience,
                               options={**self._options, "verify_exp": False})
         except jwt.PyJWTError:
@@ -227,13 +248,14 @@ def is_number(value: Any) -> bool:
 
 
 def header_kid(segment: str) -> str | None:
-    """The `kid` of a compact JWS header segment; None when absent or the header is garbled."""
+    """The `kid` of a compact JWS header segment; None when absent or the header is garbled,
+    "" when it is not a string (which names no key, so such a token is refused)."""
     try:
         header = json.loads(b64url_decode(segment))
     except (ValueError, RecursionError):  # RecursionError: a header of deeply nested arrays
         return None
     kid = header.get("kid") if isinstance(header, dict) else None
-    return kid if isinstance(kid, str) else None
+    return kid if kid is None or isinstance(kid, str) else ""
 
 
 def verify_access_type(header: Mapping[str, Any], claims: Mapping[str, Any]) -> None:

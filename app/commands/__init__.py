@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
+import uuid
 from typing import Any
 
 import click
@@ -22,6 +24,23 @@ def say(message: str) -> None:
 def fail(message: str, code: int = 1) -> None:
     say(f"error: {message}")
     sys.exit(code)
+
+
+def cli_subject() -> str:
+    """Who ran an administrative command, as its audit record names them."""
+    return f"cli:{getpass.getuser()}"
+
+
+def audit_cli_action(action: str, model: str | None = None, version: str | None = None) -> None:
+    """Leave an audit record of an administrative command (action "cli.<action>"), like a
+    request's."""
+    from app.audit import audit_trail
+    from security.audit import AuditRecord, utc_now
+
+    audit_trail().append(AuditRecord(
+        time=utc_now(), request_id=f"cli-{uuid.uuid4().hex}", subject=cli_subject(),
+        action=f"cli.{action}", model=model, version=version, decision="allow",
+        status=0, latency_us=None, body_sha256=None))
 
 
 def init_app(app: Flask) -> None:

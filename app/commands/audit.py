@@ -22,7 +22,9 @@ def verify() -> None:
     """Exit 0 when every chain is intact; else print the first broken record and exit 1."""
     gateway = current_gateway()
     try:
-        verdict = verify_trail(gateway.engine, audit_key(gateway.settings.master_key))
+        settings = gateway.settings
+        verdict = verify_trail(gateway.engine, audit_key(settings.master_key),
+                               [audit_key(key) for key in settings.previous_master_keys])
     except (SQLAlchemyError, TypeError, ValueError) as exc:  # a dropped table, a mangled row
         say(f"audit trail unreadable: {type(exc).__name__}")
         emit({"intact": False, "reason": f"trail unreadable: {type(exc).__name__}"})

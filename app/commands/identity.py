@@ -13,13 +13,16 @@ import click
 from flask.cli import with_appcontext
 
 from app.commands import emit, fail, say
+from app.commands.master_key import rewrap_keys
 from app.gateway import current_gateway
 from security.identity import IdentityError
 from security.identity_admin import IdentityAdmin
 
 users_group = click.Group("users", help="Manage users (password grant).")
 clients_group = click.Group("clients", help="Manage OAuth clients (client_credentials grant).")
-keys_group = click.Group("keys", help="Issue, list and revoke payload keys.")
+keys_group = click.Group("keys", help="Issue, list and revoke payload keys; rewrap them under "
+                                      "a new MASTER_KEY.")
+keys_group.add_command(rewrap_keys)
 GROUPS = (users_group, clients_group, keys_group)
 role_option = click.option("--role", "roles", multiple=True, required=True,
                            help="A role of the roles file; repeat for several roles.")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 import mmap
-import uuid
 from pathlib import Path
 
 import click
 from flask.cli import with_appcontext
 
-from app.commands import emit, fail, say
+from app.commands import audit_cli_action, cli_subject, emit, fail, say
 from app.gateway import current_gateway
 from errors import GatewayError
 from models.convert import ConversionError, convert_to_safetensors, torch_save_kind
@@ -114,16 +112,10 @@ def rewrap(file: Path, kek_id: str) -> None:
 
 def _record_change(action: str, name: str | None = None, version: str | None = None) -> None:
     """Record a model change for every worker and node, audited like a request."""
-    from app.audit import audit_trail
     from app.management import model_admin
-    from security.audit import AuditRecord, utc_now
 
-    subject = f"cli:{getpass.getuser()}"
-    command = model_admin().record(action, name, version, subject)
-    audit_trail().append(AuditRecord(
-        time=utc_now(), request_id=f"cli-{uuid.uuid4().hex}", subject=subject,
-        action=f"cli.model.{action}", model=name, version=version, decision="allow",
-        status=0, latency_us=None, body_sha256=None))
+    command = model_admin().record(action, name, version, cli_subject())
+    audit_cli_action(f"model.{action}", name, version)
     seconds = current_gateway().settings.model_sync_interval
     say(f"recorded; every worker and node applies it within {seconds} s of its next request")
     emit(command.to_json())

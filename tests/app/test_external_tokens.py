@@ -185,15 +185,18 @@ def test_own_token_still_accepted_beside_the_jwks(client, auth):
     assert response.json["roles"] == ["viewer"]
 
 
-def test_own_token_with_a_kid_outside_the_jwks_takes_the_own_path(client, overrides):
+@pytest.mark.parametrize(("kid", "status"), [("gateway-hs256", 401), (None, 200)])
+def test_own_secret_signs_only_for_no_kid_or_its_own(client, overrides, kid, status):
+    """A kid that names neither a JWKS key nor one of the gateway's is refused (no fallback to
+    the own key); a token without a kid predates kids and is the current key's."""
     now = int(time.time())
     claims = {"sub": "carol", "roles": ["viewer"], "jti": "own-1", "type": "access",
               "iss": ISSUER, "aud": AUDIENCE, "iat": now, "nbf": now, "exp": now + 60}
     token = jwt.encode(claims, overrides["jwt_secret"], algorithm="HS256",
-                       headers={"kid": "gateway-hs256"})
+                       headers=None if kid is None else {"kid": kid})
     response = client.get("/auth/whoami", headers=bearer(token))
-    assert response.status_code == 200
-    assert response.json["sub"] == "carol"
+    assert response.status_code == status
+    assert response.json.get("sub", "") == ("carol" if status == 200 else "")
 
 
 def test_own_secret_cannot_sign_for_a_jwks_kid(client, idp_keys, overrides):

@@ -7,6 +7,7 @@ import logging
 from app import create_app
 from app.requestlog import TextLineFormatter
 from errors import StoreUnavailable
+from security.signing_keys import secret_kid
 
 
 def test_start_up_logs_one_line_of_facts_and_no_secret(overrides, caplog, monkeypatch):
@@ -19,9 +20,11 @@ def test_start_up_logs_one_line_of_facts_and_no_secret(overrides, caplog, monkey
         "version": record.startup["version"], "env": "testing",
         "models": [{"name": "tiny", "version": "1", "device": "cpu"}],
         "store": "sqlite", "database": "sqlite", "payload_encryption": "required",
-        "bind": "127.0.0.1:8123"}
+        "bind": "127.0.0.1:8123",
+        "jwt_keys": {"signing": secret_kid(overrides["jwt_secret"]), "previous": []}}
     message = record.getMessage()
     assert message.startswith("torchgate ") and "models=[tiny/1@cpu]" in message
+    assert message.endswith(f" jwt_kid={secret_kid(overrides['jwt_secret'])}")
     for secret in (overrides["jwt_secret"], overrides["master_key"], url):
         assert secret not in message and secret not in str(record.startup)
 
@@ -53,3 +56,14 @@ def test_a_shared_store_outage_is_logged_at_error(app, gateway, auth, caplog, mo
     assert answer.status_code == 503
     assert [(r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= logging.ERROR
             ] == [("ERROR", "shared store unavailable: request refused with 503")]
+
+
+def test_start_up_names_the_previous_jwt_key_and_its_window(overrides, caplog):
+    previous = "p" * 16 + "0123456789abcdefghij"
+    with caplog.at_level(logging.INFO, logger="torchgate.startup"):
+        create_app({**overrides, "jwt_previous_secret": previous,
+                    "jwt_previous_keys_until": "2030-01-02T03:04:05+01:00"})
+    [record] = [r for r in caplog.records if r.name == "torchgate.startup"]
+    assert record.startup["jwt_keys"]["previous"] == [
+        {"kid": secret_kid(previous), "until": "2030-01-02T02:04:05Z"}]
+    assert previous not in str(record.startup) and previous not in record.getMessage()

@@ -65,7 +65,7 @@ def test_a_token_is_verified_once_then_served_from_the_cache(monkeypatch) -> Non
     calls = []
     real = verifier.verify_signature_and_claims
     monkeypatch.setattr(verifier, "verify_signature_and_claims",
-                        lambda t: calls.append(t) or real(t))
+                        lambda t, key=None: calls.append(t) or real(t, key))
     value = token()
     assert verifier.authenticate(value)["sub"] == verifier.authenticate(value)["sub"] == "alice"
     assert len(calls) == 1
