@@ -2,12 +2,14 @@
 
     1. authenticate   done by the caller: the token's signature and claims (cached per worker)
     2. authorize      permission "predict:<model>" from the caller's roles        403
+                      (and not flagged by the extraction monitor when it refuses)
        resolve        the model and version: known 404, loaded 503
     3. open envelope  media type 415, size 413, JWE with a payload key of the caller 400/403
        admission      one store round trip: token revoked 401, rate limit 429, replay 400,
                       the model's quota 429 (dataplane.quota)
     4. validate       inputs against the model's declared inputs                   422
-    5. infer          torch, inference_mode, on the model's device (batched when declared)
+    5. infer          torch, inference_mode, on the model's device (batched when declared);
+                      the extraction monitor observes the rows (dataplane.watch)         403
     6. seal reply     same key, fresh IV
     7. audit          by the finishing hook, from the RequestFacts this call filled in
 
@@ -33,6 +35,7 @@ from dataplane.payload import (
 )
 from dataplane.quota import quota_counters, quota_refusal, usage_headers
 from dataplane.record import RequestFacts
+from dataplane.watch import ExtractionWatch
 from errors import (
     Forbidden,
     GatewayError,
@@ -83,6 +86,7 @@ class ModelCall:
     store: SharedStore
     payload: PayloadPolicy
     rate_limit: RateLimit
+    watch: ExtractionWatch | None = None  # the extraction monitor, when EXTRACTION_MONITOR is on
 
     def run(self, call: CallRequest, facts: RequestFacts) -> Reply:
         """The reply to `call`, or the GatewayError of the first check that failed."""
@@ -100,6 +104,8 @@ class ModelCall:
         admitted = self._admit(call, opened.claim_key, counted=True,
                                quota=quota_counters(runner, call.identity.subject))
         facts.subject = call.identity.subject
+        if self.watch is not None:
+            runner = self.watch.watched(runner, call.identity.subject, facts.request_id)
         body = call.respond(runner, parse_object(opened.plaintext), facts.request_id)
         return Reply(*seal_reply(body, opened), headers=usage_headers(admitted.usage))
 
@@ -107,6 +113,8 @@ class ModelCall:
         permission = f"predict:{call.model}"
         if not self.policy.allows(call.identity.roles, permission):
             raise Forbidden(f"Permission {permission!r} is required.")
+        if self.watch is not None:
+            self.watch.check(call.identity.subject, call.model)
 
     def _open(self, call: CallRequest, facts: RequestFacts) -> Opened:
         if call.unsupported is not None:
