@@ -11,7 +11,9 @@ below `threshold` flags the stream, for good.
 Memory is bounded: at most `streams` streams (least recently used forgotten first; a flagged
 one is remembered apart, up to as many again), each keeping its latest `samples` queries and
 distances, and a query wider than SKETCH_DIM values is kept as a CountSketch of that width,
-which preserves L2 distances in expectation. Flask-free; one lock, held for one observation.
+which preserves L2 distances in expectation. A call with more rows than `samples` is judged on
+its last `samples` rows, which bounds the time one call costs. Flask-free; one lock, held for
+one observation.
 """
 
 from __future__ import annotations
@@ -114,6 +116,8 @@ class ExtractionMonitor:
         key = (subject, model)
         if key in self._flagged:
             return Verdict(flagged=True)
+        if len(classes) > self.policy.samples:  # only the latest distances are ever tested
+            rows, classes = rows[-self.policy.samples:], classes[-self.policy.samples:]
         rows = self._narrow(np.asarray(rows, dtype=np.float32).reshape(len(classes), -1))
         with self._lock:
             stream = self._stream(key, rows.shape[1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from models.manifest import Batching, Limits, ManifestError, TensorSpec, load_manifest
+from tests.doc_blocks import ROOT, snippets
 
 FULL = """
 architecture = "models.zoo:MLP"
@@ -176,3 +177,9 @@ def test_manifest_error_names_file_and_field(tmp_path, case, text, fragment):
 def test_missing_file_is_a_manifest_error(tmp_path):
     with pytest.raises(ManifestError, match="cannot read"):
         load_manifest(tmp_path / "absent" / "model.toml", "m")
+
+
+def test_the_quota_of_the_model_protection_doc_is_read_as_written(tmp_path):
+    table = snippets(ROOT / "docs" / "model-protection.md")["quota"].code
+    quota = load_manifest(write(tmp_path, BASE + INPUT + OUTPUT + table), "digits").quota
+    assert [c.text for c in quota.counters("alice")] == ["10000 per 1 day"]

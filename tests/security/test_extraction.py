@@ -55,6 +55,11 @@ def test_a_synthetic_stream_is_flagged_once(case, width, per_call):
     assert monitor.is_flagged("alice", "digits")
 
 
+def test_a_call_with_more_rows_than_kept_is_judged_on_its_last_ones():
+    (verdict,) = feed(ExtractionMonitor(POLICY), synthetic(5000), per_call=5000)
+    assert verdict.raised and verdict.queries < POLICY.samples
+
+
 def test_a_flag_holds_for_one_subject_on_one_model():
     monitor = ExtractionMonitor(POLICY)
     feed(monitor, synthetic(300))
