@@ -30,7 +30,8 @@ PROBLEM_SLUGS: dict[int, tuple[str, ...]] = {
 _PROBLEM_DESCRIPTIONS = {
     400: "The request or its envelope is malformed, stale or replayed.",
     401: "No valid bearer token (missing, invalid, expired or revoked).",
-    403: "The caller's roles lack the permission, or the payload key is not the caller's.",
+    403: "The caller's roles lack the permission, the payload key is not the caller's, or the "
+         "extraction monitor suspended the caller on this model (EXTRACTION_MONITOR=refuse).",
     404: "No such model or version (or resource).",
     405: "The path exists but not with this method; Allow lists the methods it has.",
     413: "The body is larger than MAX_BODY_BYTES.",
