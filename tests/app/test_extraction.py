@@ -75,6 +75,9 @@ def test_refuse_withholds_the_flagging_reply_and_refuses_later_calls(overrides):
                                        "queries look like a model-extraction attempt.")
     later = call(app, [[0.1, 0.2, 0.3, 0.4]], path="/v2/models/tiny/infer")
     assert (later.status_code, later.json["detail"]) == (403, flagging.json["detail"])
+    unread = app.test_client().post("/predict/tiny", data=b"not an envelope",
+                                    content_type=SEALED, headers=Auth(app).headers("mallory"))
+    assert (unread.status_code, unread.json["detail"]) == (403, flagging.json["detail"])
     assert call(app, [[0.1, 0.2, 0.3, 0.4]], subject="alice").status_code == 200
     assert [r.decision for r in flag_records(app)] == ["deny"]
 
