@@ -110,6 +110,11 @@ class Settings:
     rate_limit_predict: str = _setting("6000/minute", "model calls per subject (`limits` "
                                        "notation; empty: off)")
     rate_limit_token: str = _setting("60/minute", "POST /auth/token calls per client address")
+    extraction_monitor: str = _setting("off", "model-extraction monitor (docs/model-protection"
+                                       ".md): `off`, `log` or `refuse` (also 403 once flagged)")
+    extraction_threshold: str = _setting("0.90", "Shapiro-Wilk W below which a caller is flagged")
+    extraction_min_queries: int = _setting(100, "queries to a model before a caller is judged")
+    extraction_streams: int = _setting(1000, "(subject, model) streams each worker watches")
     log_level: str = _setting("INFO", "`DEBUG`, `INFO`, `WARNING`, `ERROR`")
     docs: str = _setting("auto", "interactive API documentation at /docs: `auto` (on in "
                          "development and testing, off in production), `on` or `off`")

@@ -119,6 +119,13 @@ class RateLimited(GatewayError):
         self.retry_after = retry_after
 
 
+class QuotaExceeded(RateLimited):
+    """429 with Retry-After: the caller's query budget on one model is spent for its window."""
+
+    slug = "quota-exceeded"
+    title = "Quota exceeded"
+
+
 class ServiceUnavailable(GatewayError):
     """503 with Retry-After: a dependency (store, database) cannot serve right now."""
 

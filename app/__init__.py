@@ -12,7 +12,7 @@ from flask_jwt_extended import JWTManager
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 # At module level, management's table (models.admin) is in the schema before build_gateway.
-from app import audit, errors, lifecycle, management, metrics, requestlog, startup
+from app import audit, errors, extraction, lifecycle, management, metrics, requestlog, startup
 from app.gateway import EXTENSION, build_gateway, current_gateway
 from config import Settings, load_settings
 
@@ -40,7 +40,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
                                 x_proto=settings.trusted_proxies)
     jwt_manager.init_app(app)
     collectors = metrics.create_metrics()
-    gateway = build_gateway(settings, on_batch=collectors.observe_batch)
+    gateway = build_gateway(settings, on_batch=collectors.observe_batch,
+                            on_flag=extraction.report_flag)
     app.extensions[EXTENSION] = gateway
 
     errors.init_app(app)

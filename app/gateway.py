@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from app.key_rotation import previous_signing_keys, verification_key
 from config import ConfigError, Settings
 from dataplane.call import ModelCall
 from dataplane.payload import JOSE_JSON, PLAIN_JSON, PayloadPolicy
+from dataplane.watch import Flag, build_watch
 from models.registry import ModelRegistry, OnBatch
 from security.admission import RateLimit
 from security.identity import Directory
@@ -54,7 +56,8 @@ def current_gateway() -> Gateway:
     return current_app.extensions[EXTENSION]
 
 
-def build_gateway(settings: Settings, *, on_batch: OnBatch | None = None) -> Gateway:
+def build_gateway(settings: Settings, *, on_batch: OnBatch | None = None,
+                  on_flag: Callable[[Flag], None] | None = None) -> Gateway:
     # Keys, hashes and the audit trail live here: owner only.
     try:
         private_dir(settings.instance_dir)
@@ -86,9 +89,14 @@ def build_gateway(settings: Settings, *, on_batch: OnBatch | None = None) -> Gat
         model_call=ModelCall(
             registry=registry, policy=policy, keyring=keyring, store=store,
             payload=payload_policy(settings),
-            rate_limit=rate_limit("RATE_LIMIT_PREDICT", settings.rate_limit_predict, "predict")),
+            rate_limit=rate_limit("RATE_LIMIT_PREDICT", settings.rate_limit_predict, "predict"),
+            watch=build_watch(settings, on_flag or _unreported)),
         token_rate=rate_limit("RATE_LIMIT_TOKEN", settings.rate_limit_token, "token"),
     )
+
+
+def _unreported(_flag: Flag) -> None:
+    """A gateway built without an app (the CLI) has no one to tell."""
 
 
 def payload_policy(settings: Settings) -> PayloadPolicy:

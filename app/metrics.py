@@ -23,7 +23,7 @@ from prometheus_client.exposition import choose_encoder
 
 from app.gateway import current_gateway
 from dataplane.record import RequestRecord
-from errors import GatewayError
+from errors import GatewayError, QuotaExceeded
 from models.registry import ModelRegistry
 
 EXTENSION = "torchgate.metrics"
@@ -53,6 +53,8 @@ class Metrics:
     model_ready: Gauge
     batch_size: Histogram
     audit_commit_records: Histogram
+    quota_exceeded: Counter
+    extraction_flags: Counter
     published_in: set[int] = field(default_factory=set)  # pids whose model gauges are written
 
     @classmethod
@@ -86,6 +88,12 @@ class Metrics:
                 "torchgate_audit_commit_records",
                 "Audit records written per database commit (group commit).",
                 buckets=BATCH_BUCKETS, registry=registry),
+            quota_exceeded=Counter("torchgate_quota_exceeded", "Model calls refused because the "
+                                   "caller's [quota] on the model was spent.", ["model"],
+                                   registry=registry),
+            extraction_flags=Counter("torchgate_extraction_flags", "Callers the extraction "
+                                     "monitor flagged on a model (once per worker).", ["model"],
+                                     registry=registry),
         )
 
     def observe_batch(self, model: str, version: str, rows: int, _requests: int) -> None:
@@ -169,6 +177,8 @@ def _count(record: RequestRecord) -> None:
     if audit.model is not None and status < 400 and audit.action in MODEL_CALLS:
         metrics.predict_latency.labels(audit.model, audit.version or "").observe(
             audit.latency_us / 1e6)
+    if record.refusal == QuotaExceeded.slug and audit.model is not None:
+        metrics.quota_exceeded.labels(audit.model).inc()
     reason = _auth_failure(record)
     if reason is not None:
         metrics.auth_failures.labels(reason).inc()

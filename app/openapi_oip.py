@@ -119,8 +119,9 @@ def _model_operations(versioned: bool) -> dict[str, Any]:
             {"200": sealed_reply("OipInferenceResponse"),
              **problems(*OIP_STATUSES, name=OIP_PROBLEM)},
             security=BEARER, parameters=params,
-            description=CHECK_ORDER + " 429 when the caller's RATE_LIMIT_PREDICT (shared with "
-                                      "/predict) is spent. Binary tensor data "
+            description=CHECK_ORDER + " 429 when the caller's RATE_LIMIT_PREDICT or the "
+                                      "model's [quota] (both shared with /predict) is spent. "
+                                      "Binary tensor data "
                                       "(Inference-Header-Content-Length) is refused with 415.",
             requestBody=sealed_request_body("OipInferenceRequest"))},
     }

@@ -118,7 +118,8 @@ def sealed_reply(plaintext: str) -> dict[str, Any]:
     """The 200 reply: sealed like the request, or plain JSON for a plain request."""
     return {"description": "Sealed with the request's key and a fresh IV, or plain JSON for a "
                            "plain request.",
-            "headers": {"X-Request-ID": header("X-Request-ID")},
+            "headers": {name: header(name)
+                        for name in ("X-Request-ID", "RateLimit-Policy", "RateLimit")},
             "content": {
                 JOSE_JSON: {"schema": {**ref("Envelope"),
                                        "description": f"{SEALED_NOTE} a {plaintext}."}},
@@ -131,7 +132,8 @@ def _predict(operation_id: str, summary: str, parameters: list) -> dict[str, Any
         {"200": sealed_reply("PredictReply"),
          **problems(400, 401, 403, 404, 413, 415, 422, 429, 500, 503)},
         security=BEARER, parameters=parameters,
-        description=CHECK_ORDER + " 429 when the caller's RATE_LIMIT_PREDICT is spent.",
+        description=CHECK_ORDER + " 429 `rate-limited` when the caller's RATE_LIMIT_PREDICT "
+                                  "is spent, `quota-exceeded` when its [quota] on the model is.",
         requestBody=sealed_request_body("PredictRequest"))
 
 

@@ -22,7 +22,7 @@ PROBLEM_SLUGS: dict[int, tuple[str, ...]] = {
     413: ("payload-too-large",),
     415: ("unsupported-media-type",),
     422: ("invalid-input",),
-    429: ("rate-limited",),
+    429: ("rate-limited", "quota-exceeded"),
     500: ("internal-error",),
     503: ("model-unavailable", "service-unavailable"),
 }
@@ -30,20 +30,23 @@ PROBLEM_SLUGS: dict[int, tuple[str, ...]] = {
 _PROBLEM_DESCRIPTIONS = {
     400: "The request or its envelope is malformed, stale or replayed.",
     401: "No valid bearer token (missing, invalid, expired or revoked).",
-    403: "The caller's roles lack the permission, or the payload key is not the caller's.",
+    403: "The caller's roles lack the permission, the payload key is not the caller's, or the "
+         "extraction monitor suspended the caller on this model (EXTRACTION_MONITOR=refuse).",
     404: "No such model or version (or resource).",
     405: "The path exists but not with this method; Allow lists the methods it has.",
     413: "The body is larger than MAX_BODY_BYTES.",
     415: "The Content-Type is not one this operation accepts.",
     422: "The inputs do not match the model's declared names, shapes, dtypes or limits.",
-    429: "Too many requests (login lockout or a spent rate limit); wait Retry-After seconds.",
+    429: "Too many requests (login lockout, a spent rate limit, or a model's spent [quota], "
+         "then with RateLimit fields); wait Retry-After seconds.",
     500: "An unexpected failure; the body never holds a stack trace.",
     503: "Not available now: a model is not loaded, or the store, database or audit trail is "
          "unreachable; retry after Retry-After.",
 }
 
 _STATUS_HEADERS: dict[int, tuple[str, ...]] = {
-    401: ("WWW-Authenticate",), 405: ("Allow",), 429: ("Retry-After",), 503: ("Retry-After",),
+    401: ("WWW-Authenticate",), 405: ("Allow",), 503: ("Retry-After",),
+    429: ("Retry-After", "RateLimit-Policy", "RateLimit"),
 }
 
 
@@ -121,6 +124,16 @@ def headers() -> dict[str, Any]:
             "schema": {"type": "string", "pattern": '^Bearer realm="torchgate"'}},
         "Retry-After": {"description": "Seconds to wait before retrying.", "required": True,
                         "schema": {"type": "integer", "minimum": 1}},
+        "RateLimit-Policy": {
+            "description": "A model call's [quota] windows (draft-ietf-httpapi-ratelimit-"
+                           'headers): "quota-<seconds>";q=<calls>;w=<seconds>, comma-separated. '
+                           "Only for a model with a quota.",
+            "required": False, "schema": {"type": "string", "pattern": '^"quota-[0-9]+";q='}},
+        "RateLimit": {
+            "description": 'What is left of each quota window: "quota-<seconds>";r=<calls '
+                           "left>;t=<seconds until the window ends>. Only for a model with a "
+                           "quota.",
+            "required": False, "schema": {"type": "string", "pattern": '^"quota-[0-9]+";r='}},
         "Allow": {"description": "The methods this path has.", "required": True,
                   "schema": {"type": "string"}},
         "Cache-Control": {"description": "Token and error replies are never cached.",

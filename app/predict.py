@@ -36,7 +36,7 @@ def call_model(name: str, version: str | None, respond: Respond,
         CallRequest(identity=identity, claims=claims, model=name, version=version,
                     body=http_body(), respond=respond, unsupported=unsupported),
         current_facts())
-    return Response(reply.body, mimetype=reply.media_type)
+    return Response(reply.body, mimetype=reply.media_type, headers=reply.headers)
 
 
 def http_body() -> Body:

@@ -1,7 +1,8 @@
 """Cost of the shared store's hot-path calls, per backend: a markdown table of µs per call.
 
 Every request checks two revocation keys (any_revoked) and every sealed request claims its
-envelope IV (claim_once), so these two calls are what the store adds to each request. Run:
+envelope IV (claim_once); a model call asks them, its rate limit and the model's [quota] in one
+admission round trip (admit), so these calls are what the store adds to each request. Run:
     .venv/bin/python benchmarks/store_cost.py [--redis-url redis://127.0.0.1:6379/15]
 Redis is skipped when it does not answer.
 """
@@ -24,15 +25,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import redis
 
 from errors import StoreUnavailable
+from security.admission import AdmissionRequest, RateLimit
 from security.store import RedisStore, SharedStore, SqliteStore
 
 SEEDED_REVOCATIONS = 10_000
+TOKEN_KEYS = ["jti:bench", "fam:live"]
+RATE = RateLimit.parse("predict", "1000000000/minute").counters("bench")
+QUOTA = RateLimit.parse("quota:bench", "1000000000/day").counters("bench")
 Call = Callable[[SharedStore, int], object]
 CASES: dict[str, Call] = {
     "any_revoked, 2 keys, none revoked": lambda s, i: s.any_revoked([f"jti:{i}", "fam:live"]),
     "any_revoked, 2 keys, family revoked": lambda s, i: s.any_revoked([f"jti:{i}", "fam:dead"]),
     "claim_once, new key": lambda s, i: s.claim_once(f"iv:bench:{i}", 600),
     "claim_once, replay": lambda s, i: s.claim_once("iv:bench:0", 600),
+    "admit: revocation, rate limit, claim": lambda s, i: s.admit(
+        AdmissionRequest(TOKEN_KEYS, f"iv:admit:{i}", 600, RATE)),
+    "admit: the same and a model's [quota]": lambda s, i: s.admit(
+        AdmissionRequest(TOKEN_KEYS, f"iv:quota:{i}", 600, RATE, QUOTA)),
 }
 
 

@@ -9,6 +9,7 @@ from client.errors import (
     KeyNotAllowed,
     ModelUnavailable,
     NotFound,
+    QuotaExceeded,
     RateLimited,
     ReplayedEnvelope,
     ServerError,
@@ -27,7 +28,7 @@ from client.transport import RetryPolicy
 
 __all__ = [
     "AuthError", "Forbidden", "InvalidEnvelope", "InvalidInput", "InvalidRequest",
-    "KeyNotAllowed", "ModelUnavailable", "NotFound", "PayloadKey", "RateLimited",
+    "KeyNotAllowed", "ModelUnavailable", "NotFound", "PayloadKey", "QuotaExceeded", "RateLimited",
     "ReplayedEnvelope", "RetryPolicy", "ServerError", "StaleEnvelope", "Token",
     "TokenExpired", "TokenRevoked", "TorchgateClient", "TorchgateError", "TransportError",
     "Unauthorized", "Unavailable",

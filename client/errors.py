@@ -84,6 +84,10 @@ class RateLimited(TorchgateError):
     """429 rate-limited; `retry_after` is the seconds the gateway asked the caller to wait."""
 
 
+class QuotaExceeded(RateLimited):
+    """429 quota-exceeded: the caller's query budget on the model is spent until `retry_after`."""
+
+
 class Unavailable(TorchgateError):
     """503: the model or a dependency cannot serve now; `retry_after` seconds to wait."""
 
@@ -104,6 +108,7 @@ ERRORS_BY_SLUG: Mapping[str, type[TorchgateError]] = {
     "unauthorized": Unauthorized, "token-expired": TokenExpired, "token-revoked": TokenRevoked,
     "forbidden": Forbidden, "key-not-allowed": KeyNotAllowed,
     "not-found": NotFound, "invalid-input": InvalidInput, "rate-limited": RateLimited,
+    "quota-exceeded": QuotaExceeded,
     "service-unavailable": Unavailable, "model-unavailable": ModelUnavailable,
     "internal-error": ServerError,
 }

@@ -2,11 +2,14 @@
 
     1. authenticate   done by the caller: the token's signature and claims (cached per worker)
     2. authorize      permission "predict:<model>" from the caller's roles        403
+                      (and not flagged by the extraction monitor when it refuses)
        resolve        the model and version: known 404, loaded 503
     3. open envelope  media type 415, size 413, JWE with a payload key of the caller 400/403
-       admission      one store round trip: token revoked 401, rate limit 429, replay 400
+       admission      one store round trip: token revoked 401, rate limit 429, replay 400,
+                      the model's quota 429 (dataplane.quota)
     4. validate       inputs against the model's declared inputs                   422
-    5. infer          torch, inference_mode, on the model's device (batched when declared)
+    5. infer          torch, inference_mode, on the model's device (batched when declared);
+                      the extraction monitor observes the rows (dataplane.watch)         403
     6. seal reply     same key, fresh IV
     7. audit          by the finishing hook, from the RequestFacts this call filled in
 
@@ -18,7 +21,7 @@ counts against the rate limit once the permission passed), so a revoked token al
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dataplane.payload import (
@@ -30,7 +33,9 @@ from dataplane.payload import (
     read_body,
     seal_reply,
 )
+from dataplane.quota import quota_counters, quota_refusal, usage_headers
 from dataplane.record import RequestFacts
+from dataplane.watch import ExtractionWatch
 from errors import (
     Forbidden,
     GatewayError,
@@ -41,7 +46,7 @@ from errors import (
 )
 from models.registry import ModelRegistry
 from models.runner import ModelRunner
-from security.admission import Admission, AdmissionRequest, RateLimit
+from security.admission import Admission, AdmissionRequest, Counter, RateLimit
 from security.keys import PayloadKeyring
 from security.rbac import Policy
 from security.store import SharedStore
@@ -68,6 +73,7 @@ class CallRequest:
 class Reply:
     body: bytes
     media_type: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,7 @@ class ModelCall:
     store: SharedStore
     payload: PayloadPolicy
     rate_limit: RateLimit
+    watch: ExtractionWatch | None = None  # the extraction monitor, when EXTRACTION_MONITOR is on
 
     def run(self, call: CallRequest, facts: RequestFacts) -> Reply:
         """The reply to `call`, or the GatewayError of the first check that failed."""
@@ -94,15 +101,20 @@ class ModelCall:
             self._admit(call, None, counted=permitted)
             facts.subject = call.identity.subject  # the token holds: the caller is recorded
             raise
-        self._admit(call, opened.claim_key, counted=True)
+        admitted = self._admit(call, opened.claim_key, counted=True,
+                               quota=quota_counters(runner, call.identity.subject))
         facts.subject = call.identity.subject
+        if self.watch is not None:
+            runner = self.watch.watched(runner, call.identity.subject, facts.request_id)
         body = call.respond(runner, parse_object(opened.plaintext), facts.request_id)
-        return Reply(*seal_reply(body, opened))
+        return Reply(*seal_reply(body, opened), headers=usage_headers(admitted.usage))
 
     def _authorize(self, call: CallRequest) -> None:
         permission = f"predict:{call.model}"
         if not self.policy.allows(call.identity.roles, permission):
             raise Forbidden(f"Permission {permission!r} is required.")
+        if self.watch is not None:
+            self.watch.check(call.identity.subject, call.model)
 
     def _open(self, call: CallRequest, facts: RequestFacts) -> Opened:
         if call.unsupported is not None:
@@ -113,13 +125,15 @@ class ModelCall:
         facts.body_sha256 = opened.sha256
         return opened
 
-    def _admit(self, call: CallRequest, claim_key: str | None, *, counted: bool) -> None:
+    def _admit(self, call: CallRequest, claim_key: str | None, *, counted: bool,
+               quota: tuple[Counter, ...] = ()) -> Admission:
         """One store round trip; raises the refusal it found (401, 429, 400 replayed)."""
         counters = self.rate_limit.counters(call.identity.subject) if counted else ()
         answer = self.store.admit(AdmissionRequest(
             revocation_keys=revocation_keys(call.claims), claim_key=claim_key,
-            claim_ttl=self.payload.claim_ttl, counters=counters))
+            claim_ttl=self.payload.claim_ttl, counters=counters, quota=quota))
         raise_refusal(answer)
+        return answer
 
 
 def raise_refusal(answer: Admission) -> None:
@@ -127,6 +141,8 @@ def raise_refusal(answer: Admission) -> None:
     if answer.revoked:
         raise TokenRevoked("The token has been revoked.",
                            headers={"WWW-Authenticate": INVALID_TOKEN_CHALLENGE})
+    if answer.quota_spent:
+        raise quota_refusal(answer)
     if answer.spent is not None:
         raise RateLimited(answer.retry_after, f"Rate limit of {answer.spent.text} exceeded; "
                                               f"retry after {answer.retry_after} seconds.")

@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from models.device import is_device_setting
+from security.admission import RateLimit
 
 DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "uint8", "bool")
 TENSOR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
@@ -18,7 +19,7 @@ ARCHITECTURE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z
 VERSION = re.compile(r"0|[1-9][0-9]*")
 T = TypeVar("T")
 TOP_KEYS = ("architecture", "arguments", "default_version", "device", "labels",
-            "inputs", "outputs", "limits", "batching")
+            "inputs", "outputs", "limits", "batching", "quota")
 
 
 class ManifestError(Exception):
@@ -71,6 +72,7 @@ class ModelManifest:
     labels: tuple[str, ...] | None = None
     limits: Limits = field(default_factory=Limits)
     batching: Batching | None = None
+    quota: RateLimit | None = None  # [quota] per_subject: model calls per subject, all versions
 
 
 def load_manifest(path: Path, name: str) -> ModelManifest:
@@ -112,6 +114,7 @@ def parse_manifest(data: Mapping[str, Any], name: str) -> ModelManifest:
         labels=labels,
         limits=_limits(data.get("limits", {})),
         batching=_optional(data, "batching", _batching),
+        quota=_optional(data, "quota", lambda value, where: _quota(value, where, name)),
     )
 
 
@@ -239,3 +242,17 @@ def _batching(value: Any, where: str) -> Batching:
     return Batching(max_batch_size=_integer(table["max_batch_size"], f"{where}.max_batch_size",
                                             minimum=1),
                     max_delay_ms=float(delay))
+
+
+def _quota(value: Any, where: str, name: str) -> RateLimit:
+    table = _table(value, where)
+    _check_keys(table, ("per_subject",), ("per_subject",), where)
+    text = _string(table["per_subject"], f"{where}.per_subject")
+    try:
+        quota = RateLimit.parse(f"quota:{name}", text)
+    except ValueError:
+        quota = None
+    if quota is None or not quota.items:
+        raise _FieldError(f"{where}.per_subject", f"expected a limit like '10000/day' or "
+                          f"'1000/hour;10000/day', got {text!r}")
+    return quota

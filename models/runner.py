@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -21,6 +21,7 @@ TORCH_DTYPES = {
     "bfloat16": torch.bfloat16, "int64": torch.int64, "int32": torch.int32,
     "uint8": torch.uint8, "bool": torch.bool,
 }
+Observer = Callable[[Mapping[str, torch.Tensor], Mapping[str, torch.Tensor]], None]
 FLOAT_DTYPES = frozenset({"float32", "float64", "float16", "bfloat16"})
 INTEGER_DTYPES = frozenset({"int64", "int32", "uint8"})
 MAX_DEPTH = 32
@@ -114,6 +115,9 @@ class ModelRunner:
     device: torch.device
     version: str
     batcher: Batcher | None = field(default=None, repr=False)
+    # Sees every call's inputs and outputs after inference, before any reply is rendered; may
+    # raise a GatewayError to withhold the reply (dataplane.watch, the extraction monitor).
+    observe: Observer | None = field(default=None, repr=False)
 
     def predict(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """Checked inputs, inference and the reply body for one decrypted request."""
@@ -122,7 +126,10 @@ class ModelRunner:
 
     def run(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One request's `forward`, shared with concurrent requests when the model batches."""
-        return self.forward(batch) if self.batcher is None else self.batcher.submit(batch)
+        outputs = self.forward(batch) if self.batcher is None else self.batcher.submit(batch)
+        if self.observe is not None:
+            self.observe(batch, outputs)
+        return outputs
 
     def prepare(self, payload: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """The request's inputs as tensors on this runner's device, or InvalidInput (422)."""

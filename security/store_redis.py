@@ -17,7 +17,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from errors import StoreUnavailable
-from security.admission import Admission, AdmissionRequest, spent_counter
+from security.admission import Admission, AdmissionRequest, quota_answer, spent_counter
 
 log = logging.getLogger(__name__)
 
@@ -37,27 +37,37 @@ local count = redis.call('INCR', KEYS[1])
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return count
 """
-# security.admission in one script. KEYS: revocation keys, counter keys, then the claim key (if
-# any). ARGV: #revocation keys, #counters, the claim's seconds (0: no claim), then each counter's
-# window and limit. Returns {revoked, claimed (-1: not asked), count1, pttl1, count2, ...}.
+# security.admission in one script. KEYS: revocation keys, rate counter keys, quota counter keys,
+# then the claim key (if any). ARGV: #revocation keys, #rate counters, #quota counters, the
+# claim's seconds (0: no claim), then each counter's window and limit (rate, then quota).
+# Returns {revoked, claimed (-1: not asked), count1, pttl1, ...}: the quota's pairs only when the
+# call got that far (not over its rate limit, not a replay); a spent quota gives the claim back.
 ADMIT_LUA = """
-local nrev, ncount, claim_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local nrev, nrate, nquota = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local claim_ttl, claim = tonumber(ARGV[4]), KEYS[#KEYS]
 for i = 1, nrev do
   if redis.call('EXISTS', KEYS[i]) == 1 then return {1, -1} end
 end
-local result, spent = {0, -1}, false
-for j = 1, ncount do
-  local key, window = KEYS[nrev + j], tonumber(ARGV[2 + 2 * j])
-  local count = redis.call('INCR', key)
-  local left = redis.call('PTTL', key)
-  if left < 0 then redis.call('EXPIRE', key, window); left = window * 1000 end
-  if count > tonumber(ARGV[3 + 2 * j]) then spent = true end
-  result[#result + 1] = count
-  result[#result + 1] = left
+local result = {0, -1}
+local function count(first, last)
+  local spent = false
+  for j = first, last do
+    local key, window = KEYS[nrev + j], tonumber(ARGV[3 + 2 * j])
+    local n = redis.call('INCR', key)
+    local left = redis.call('PTTL', key)
+    if left < 0 then redis.call('EXPIRE', key, window); left = window * 1000 end
+    if n > tonumber(ARGV[4 + 2 * j]) then spent = true end
+    result[#result + 1] = n
+    result[#result + 1] = left
+  end
+  return spent
 end
-if claim_ttl > 0 and not spent then
-  result[2] = redis.call('SET', KEYS[nrev + ncount + 1], '1', 'NX', 'EX', claim_ttl) and 1 or 0
+if count(1, nrate) then return result end
+if claim_ttl > 0 then
+  result[2] = redis.call('SET', claim, '1', 'NX', 'EX', claim_ttl) and 1 or 0
+  if result[2] == 0 then return result end
 end
+if count(nrate + 1, nrate + nquota) and claim_ttl > 0 then redis.call('DEL', claim) end
 return result
 """
 RELEASE_FAILURE_LUA = """
@@ -105,25 +115,29 @@ class RedisStore:
             return bool(self._client.set(self._mark(key), 1, nx=True, ex=_seconds(ttl)))
 
     def admit(self, request: AdmissionRequest) -> Admission:
-        """Revocation, rate counters and replay claim in one Lua call (security.admission)."""
-        counters = request.counters
+        """Revocation, rate counters, replay claim and quota in one Lua call (ADMIT_LUA)."""
+        rate, quota = request.counters, request.quota
         claim = request.claim_key is not None
         keys = [*(self._mark(k) for k in request.revocation_keys),
-                *(self._fail(c.key) for c in counters),
+                *(self._fail(c.key) for c in (*rate, *quota)),
                 *([self._mark(request.claim_key)] if claim else [])]
-        args = [len(request.revocation_keys), len(counters),
+        args = [len(request.revocation_keys), len(rate), len(quota),
                 _seconds(request.claim_ttl) if claim else 0]
-        for counter in counters:
+        for counter in (*rate, *quota):
             args += [_seconds(counter.window), counter.limit]
         with _unavailable_on_error():
             revoked, claimed, *windows = self._admit(keys=keys, args=args)
         if revoked:
             return Admission(revoked=True)
-        spent = spent_counter(counters, windows[0::2])
+        spent = spent_counter(rate, windows[0:2 * len(rate):2])
         if spent is not None:
-            return Admission(spent=counters[spent],
+            return Admission(spent=rate[spent],
                              retry_after=max(1, math.ceil(windows[2 * spent + 1] / 1000)))
-        return Admission(replayed=claimed == 0)
+        if claimed == 0:
+            return Admission(replayed=True)
+        counted = windows[2 * len(rate):]
+        return quota_answer(quota, [(int(n), ms / 1000) for n, ms in zip(
+            counted[0::2], counted[1::2], strict=True)])
 
     def record_failure(self, key: str, window: int) -> int:
         """Count one failure in the fixed window opened by the first; return the count."""

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from errors import StoreUnavailable
-from security.admission import Admission, AdmissionRequest, spent_counter
+from security.admission import Admission, AdmissionRequest, quota_answer, spent_counter
 from security.private_files import private_file
 from security.sqlite_writes import NO_AUTO_CHECKPOINT, CheckpointSchedule
 
@@ -65,7 +65,7 @@ ON CONFLICT (key) DO UPDATE SET
     count = CASE WHEN window_ends > ? THEN count + 1 ELSE 1 END,
     window_ends = CASE WHEN window_ends > ? THEN window_ends ELSE excluded.window_ends END
 RETURNING key, count, window_ends"""
-# A claim taken by a request that was then refused for its rate limit is given back.
+# A claim taken by a request that was then refused for its rate limit or quota is given back.
 RELEASE_CLAIM = "DELETE FROM failures WHERE key = ? AND count = 1"
 FAILURE_STATE = "SELECT count, window_ends FROM failures WHERE key = ? AND window_ends > ?"
 CLEAR_FAILURES = "DELETE FROM failures WHERE key = ?"
@@ -131,27 +131,23 @@ class SqliteStore:
         return claimed
 
     def admit(self, request: AdmissionRequest) -> Admission:
-        """Revocation, rate counters and replay claim in one statement (ADMIT)."""
-        counters, claim = request.counters, request.claim_key
-        if not counters and claim is None:  # nothing to count or claim: a read answers
+        """Revocation, rate counters, replay claim and quota in one statement (ADMIT)."""
+        counted, claim = (*request.counters, *request.quota), request.claim_key
+        if not counted and claim is None:  # nothing to count or claim: a read answers
             return Admission(revoked=self.any_revoked(request.revocation_keys))
         with self._writing() as conn:
             now = self._clock()
-            rows = [[c.key, now + max(1, c.window)] for c in counters]
+            rows = [[c.key, now + max(1, c.window)] for c in counted]
             if claim is not None:
                 rows.append([claim, now + max(1, request.claim_ttl)])
             found = {key: (count, ends) for key, count, ends in conn.execute(ADMIT, (
                 json.dumps(rows), json.dumps(list(request.revocation_keys)), now, now, now))}
             if not found:
                 return Admission(revoked=True)
-            spent = spent_counter(counters, [found[c.key][0] for c in counters])
-            if spent is not None:
-                if claim is not None:
-                    conn.execute(RELEASE_CLAIM, (claim,))
-                return Admission(spent=counters[spent],
-                                 retry_after=max(1, math.ceil(found[counters[spent].key][1] - now)))
-            self._cleanup(conn, now)
-        return Admission(replayed=claim is not None and found[claim][0] != 1)
+            answer = _judge(conn, request, found, now)
+            if answer.spent is None and not answer.replayed:
+                self._cleanup(conn, now)
+        return answer
 
     def record_failure(self, key: str, window: int) -> int:
         """Count one failure in the fixed window opened by the first; return the count."""
@@ -265,3 +261,26 @@ class SqliteStore:
             return
         more = CLEANUP_BATCH in (marks, failures)
         self._next_cleanup = now if more else now + self._cleanup_interval
+
+
+def _judge(conn: sqlite3.Connection, request: AdmissionRequest,
+           found: dict[str, tuple[int, float]], now: float) -> Admission:
+    """The answer from the rows ADMIT counted, in admission's order. A refused call gives back
+    what the one statement made it count or claim; until then, for a moment, another worker may
+    see one count too many on the refused caller's quota, never one too few."""
+    counters, quota, claim = request.counters, request.quota, request.claim_key
+    spent = spent_counter(counters, [found[c.key][0] for c in counters])
+    replayed = claim is not None and found[claim][0] != 1
+    if spent is not None or replayed:
+        conn.executemany(RELEASE_FAILURE, [(counter.key,) for counter in quota])
+    if spent is not None:
+        if claim is not None:
+            conn.execute(RELEASE_CLAIM, (claim,))
+        return Admission(spent=counters[spent],
+                         retry_after=max(1, math.ceil(found[counters[spent].key][1] - now)))
+    if replayed:
+        return Admission(replayed=True)
+    answer = quota_answer(quota, [(found[q.key][0], found[q.key][1] - now) for q in quota])
+    if answer.quota_spent and claim is not None:
+        conn.execute(RELEASE_CLAIM, (claim,))
+    return answer

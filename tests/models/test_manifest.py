@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from models.manifest import Batching, Limits, ManifestError, TensorSpec, load_manifest
+from tests.doc_blocks import ROOT, snippets
 
 FULL = """
 architecture = "models.zoo:MLP"
@@ -74,6 +75,16 @@ def test_optional_fields_default(tmp_path):
     assert (manifest.default_version, manifest.device, manifest.labels) == (None, None, None)
     assert manifest.limits == Limits(max_elements=1048576, allow_nonfinite=False)
     assert manifest.batching is None
+    assert manifest.quota is None
+
+
+def test_a_quota_counts_per_subject_on_the_model_in_every_window(tmp_path):
+    text = BASE + INPUT + OUTPUT + "[quota]\nper_subject = '1000/hour;10000/day'\n"
+    quota = load_manifest(write(tmp_path, text), "digits").quota
+    counters = quota.counters("alice")
+    assert [(c.limit, c.window, c.text) for c in counters] == [
+        (1000, 3600, "1000 per 1 hour"), (10000, 86400, "10000 per 1 day")]
+    assert all("quota:digits" in c.key and "alice" in c.key for c in counters)
 
 
 def test_manifest_is_read_only(tmp_path):
@@ -140,6 +151,16 @@ ERRORS = [
      "batching.max_batch_size: must be at least 1"),
     ("negative delay", BASE + INPUT + OUTPUT + BATCHING.format(4, -1),
      "batching.max_delay_ms"),
+    ("quota without per_subject", BASE + INPUT + OUTPUT + "[quota]\n",
+     "quota.per_subject: required"),
+    ("quota unknown key", BASE + INPUT + OUTPUT + "[quota]\nper_tenant = '5/day'\n",
+     "quota.per_tenant: unknown key"),
+    ("quota not a limit", BASE + INPUT + OUTPUT + "[quota]\nper_subject = 'lots'\n",
+     "quota.per_subject: expected a limit like '10000/day'"),
+    ("quota empty", BASE + INPUT + OUTPUT + "[quota]\nper_subject = ''\n",
+     "quota.per_subject: expected a limit"),
+    ("quota a number", BASE + INPUT + OUTPUT + "[quota]\nper_subject = 10000\n",
+     "quota.per_subject: expected a string, got integer"),
     ("invalid TOML", BASE + "inputs = [\n", "invalid TOML"),
 ]
 
@@ -156,3 +177,9 @@ def test_manifest_error_names_file_and_field(tmp_path, case, text, fragment):
 def test_missing_file_is_a_manifest_error(tmp_path):
     with pytest.raises(ManifestError, match="cannot read"):
         load_manifest(tmp_path / "absent" / "model.toml", "m")
+
+
+def test_the_quota_of_the_model_protection_doc_is_read_as_written(tmp_path):
+    table = snippets(ROOT / "docs" / "model-protection.md")["quota"].code
+    quota = load_manifest(write(tmp_path, BASE + INPUT + OUTPUT + table), "digits").quota
+    assert [c.text for c in quota.counters("alice")] == ["10000 per 1 day"]

@@ -106,3 +106,45 @@ def test_processes_on_one_machine_count_and_claim_in_one_sqlite_file(tmp_path: P
 def test_a_limit_written_twice_counts_once(store: SharedStore) -> None:
     answers = [admit(store, None, "2/minute;2/minute") for _ in range(3)]
     assert [a.spent is None for a in answers] == [True, True, False]
+
+
+def admit_quota(store: SharedStore, claim: str | None, quota: str = "2/minute",
+                rate: str = "") -> Admission:
+    counters = RateLimit.parse("predict", rate).counters("alice")
+    budget = RateLimit.parse("quota:tiny", quota).counters("alice")
+    return store.admit(AdmissionRequest(TOKEN, claim, 60, counters, budget))
+
+
+def test_a_quota_counts_admitted_calls_and_says_what_is_left(store: SharedStore) -> None:
+    answers = [admit_quota(store, f"iv:k1:{n}") for n in range(2)]
+    assert [(a.usage[0].used, a.usage[0].remaining, a.spent) for a in answers] == [
+        (1, 1, None), (2, 0, None)]
+    assert all(55 <= a.usage[0].reset <= 60 for a in answers)
+
+
+def test_the_call_over_its_quota_is_refused_and_claims_nothing(store: SharedStore) -> None:
+    admit_quota(store, "iv:k1:0", "1/minute")
+    refused = admit_quota(store, "iv:k1:1", "1/minute")
+    assert refused.quota_spent and refused.spent is not None
+    assert refused.spent.text == "1 per 1 minute" and 55 <= refused.retry_after <= 60
+    assert (refused.usage[0].used, refused.usage[0].remaining) == (2, 0)
+    assert admit(store, "iv:k1:1") == Admission()  # the same envelope is still new
+
+
+@pytest.mark.parametrize(("case", "claims", "rate", "refusal"), [
+    ("over the rate limit", ["iv:k1:0", "iv:k1:1"], "1/minute", "spent"),
+    ("a replay", ["iv:k1:0", "iv:k1:0"], "", "replayed"),
+])
+def test_a_call_refused_before_its_quota_spends_none(store: SharedStore, case, claims, rate,
+                                                     refusal) -> None:
+    first, second = (admit_quota(store, claim, "5/minute", rate) for claim in claims)
+    assert first.usage[0].used == 1
+    assert getattr(second, refusal) and second.usage == () and not second.quota_spent
+    assert admit_quota(store, "iv:k1:9", "5/minute").usage[0].used == 2
+
+
+def test_a_revoked_token_spends_no_quota(store: SharedStore) -> None:
+    store.revoke("jti:t1", 60)
+    assert admit_quota(store, "iv:k1:0") == Admission(revoked=True)
+    assert store.failure_state(RateLimit.parse("quota:tiny", "2/minute").counters("alice")[0]
+                               .key) == (0, 0)
