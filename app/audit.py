@@ -17,6 +17,7 @@ from app.gateway import EXTENSION as GATEWAY
 from app.gateway import Gateway
 from dataplane.record import RequestRecord
 from security.audit import AuditUnavailable, audit_key
+from security.audit_anchor import AnchorPublisher, anchor_key
 from security.audit_trail import AuditTrail
 from security.write_probe import WriteProbe
 
@@ -30,8 +31,11 @@ log = logging.getLogger(__name__)
 def init_app(app: Flask, on_commit: Callable[[int], None] | None = None) -> None:
     """Open this app's audit trail (its chain starts with the first record)."""
     gateway: Gateway = app.extensions[GATEWAY]
-    trail = AuditTrail(gateway.engine, audit_key(gateway.settings.master_key),
-                       on_commit=on_commit)
+    settings = gateway.settings
+    anchors = AnchorPublisher(gateway.store.put_anchor, anchor_key(settings.master_key),
+                              settings.audit_anchor_interval)
+    trail = AuditTrail(gateway.engine, audit_key(settings.master_key), on_commit=on_commit,
+                       on_head=anchors.after_commit)
     app.extensions[EXTENSION] = trail
     app.extensions[PROBE] = WriteProbe(gateway.engine, trail.turn)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -17,6 +17,7 @@ from security.audit import (
     key_id,
     link,
 )
+from security.audit_anchor import Anchor
 
 CHAIN_FIELDS = ("chain_id", "ordinal", "host", "pid", "started_at", "key_id")
 RECORD_FIELDS = ("chain_id", "seq", *(f.name for f in fields(AuditRecord)))
@@ -33,6 +34,9 @@ RECORD_ALTERED = "record altered or reordered"
 RECORD_UNLINKED = "record not linked to the one before it"
 TAIL_REMOVED = "last records removed"
 BEYOND_HEAD = "records beyond the chain head"
+ANCHORED_CHAIN_GONE = "anchored chain removed"
+BELOW_ANCHOR = "chain shorter than its anchor"
+ANCHOR_MISMATCH = "record differs from its anchor"
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,9 @@ class Verdict:
                 "reason": self.broken.reason}
 
 
-def verify_trail(engine: sa.Engine, key: bytes) -> Verdict:
-    """Walk every chain in start order and every record in seq order; stop at the first break."""
+def verify_trail(engine: sa.Engine, key: bytes, anchors: Sequence[Anchor] = ()) -> Verdict:
+    """Walk every chain in start order and every record in seq order, then hold the trail
+    against its signed anchors (security.audit_anchor); stop at the first break."""
     with engine.connect() as conn:
         begin_snapshot(conn)
         chains = conn.execute(sa.select(audit_chains).order_by(audit_chains.c.ordinal)).all()
@@ -77,7 +82,8 @@ def verify_trail(engine: sa.Engine, key: bytes) -> Verdict:
             total += count
             if broken:
                 return Verdict(len(chains), total, broken)
-    return Verdict(len(chains), total)
+        broken = check_anchors(conn, {chain.chain_id: chain for chain in chains}, anchors)
+    return Verdict(len(chains), total, broken)
 
 
 def begin_snapshot(conn: sa.Connection) -> None:
@@ -146,4 +152,22 @@ def check_head(chain: Any, count: int, last_hash: str) -> Break | None:
         return Break(chain.chain_id, chain.head_seq + 1, BEYOND_HEAD)
     if last_hash != chain.head_hash:
         return Break(chain.chain_id, chain.head_seq, HEAD_ALTERED)
+    return None
+
+
+def check_anchors(conn: sa.Connection, chains: dict[str, Any],
+                  anchors: Iterable[Anchor]) -> Break | None:
+    """Each anchored chain is still there, at least as long, with the anchored record: what
+    the walk cannot see (a whole chain, or every row, gone) is found here."""
+    for anchor in sorted(anchors, key=Anchor.order):
+        chain = chains.get(anchor.chain_id)
+        if chain is None:
+            return Break(anchor.chain_id, anchor.seq, ANCHORED_CHAIN_GONE)
+        if chain.head_seq < anchor.seq:
+            return Break(anchor.chain_id, chain.head_seq + 1, BELOW_ANCHOR)
+        found = conn.execute(sa.select(audit_records.c.record_hash).where(
+            audit_records.c.chain_id == anchor.chain_id,
+            audit_records.c.seq == anchor.seq)).scalar()
+        if found != anchor.record_hash:
+            return Break(anchor.chain_id, anchor.seq, ANCHOR_MISMATCH)
     return None
