@@ -10,6 +10,7 @@ from urllib.parse import unquote_plus
 from flask import Blueprint, Response, jsonify, request
 from flask_jwt_extended import create_access_token, create_refresh_token
 
+from app.audit import record_intent
 from app.gateway import current_gateway
 from app.guard import authenticate
 from app.lifecycle import current_facts
@@ -65,6 +66,7 @@ def revoke():
     allowed = claims is not None and (
         claims["sub"] == caller.subject or gateway.policy.allows(caller.roles, "tokens:revoke"))
     if allowed:
+        record_intent(current_facts(), "revoke", caller.subject)  # 503 here: nothing revoked
         ttl = mark_lifetime(claims, time.time())
         gateway.store.revoke(f"jti:{claims['jti']}", ttl)
         if claims["type"] == "refresh" and claims.get("fam"):
@@ -136,6 +138,8 @@ def _refresh_token_grant(params: Mapping[str, str]) -> dict:
     gateway.throttle.refuse_if_locked(f"user:{claims['sub']}")  # refresh tokens: users only
     family = claims.get("fam")
     ttl = mark_lifetime(claims, time.time())
+    # Marks the token used, or on reuse revokes its family; 503 here: neither happens.
+    record_intent(current_facts(), "refresh", claims["sub"])
     if not family or not gateway.store.claim_once(f"used:{claims['jti']}", ttl):
         # A refresh token presented twice was stolen or leaked: end the whole family.
         if family:
