@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, current_app
 
+from app.audit import record_intent
 from app.gateway import Gateway, current_gateway
 from app.guard import permission_required
 from app.lifecycle import current_facts
@@ -37,7 +38,9 @@ def model_admin() -> ModelAdmin:
 
 
 def _executed(action: str, name: str | None = None, version: str | None = None) -> dict:
-    command = model_admin().execute(action, name, version, current_facts().subject)
+    facts = current_facts()
+    record_intent(facts, action, facts.subject)  # 503 here: nothing loaded or unloaded
+    command = model_admin().execute(action, name, version, facts.subject)
     registry = current_gateway().registry
     return {**command.to_json(),
             "models": [registry.describe(n) for n in registry.names()

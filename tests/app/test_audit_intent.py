@@ -12,8 +12,11 @@ from security.audit import AuditUnavailable
 from tests.app.test_audit import audit_rows, verify
 from tests.app.test_audit_resilience import database_url
 from tests.app.test_auth import alice, bearer, login, refresh
+from tests.app.test_management import admin, predict, repository, workers
+from tests.conftest import KEK, KEK_ID
+from tests.fixtures import seal_state, tiny_mlp
 
-__all__ = ["alice", "database_url"]  # fixtures
+__all__ = ["alice", "database_url", "repository", "workers"]  # fixtures
 
 UNAVAILABLE = {"type": "urn:torchgate:problem:service-unavailable",
                "title": "Service unavailable", "status": 503,
@@ -81,6 +84,18 @@ def test_a_revocation_whose_intent_cannot_be_recorded_revokes_nothing(
     writer.heal()
     assert client.get("/auth/whoami", headers=bearer(tokens["access_token"])).status_code == 200
     assert refresh(client, tokens["refresh_token"]).status_code == 200
+
+
+def test_a_model_load_whose_intent_cannot_be_recorded_loads_nothing(
+        workers, repository, monkeypatch):
+    first, second = workers
+    seal_state(repository, "tiny", "2", tiny_mlp(seed=2).state_dict(), kek_id=KEK_ID, kek=KEK)
+    writer = FailingWriter(first, monkeypatch)
+    assert refused(first.test_client().post("/models/tiny/versions/2/load",
+                                            headers=admin(first)))
+    writer.heal()
+    assert predict(first, "/predict/tiny/versions/2")[0] == 404
+    assert predict(second, "/predict/tiny/versions/2")[0] == 404
 
 
 def records_of(app: Flask, request_id: str) -> list[tuple]:
