@@ -19,7 +19,7 @@ from security.audit import audit_key
 from security.audit_anchor import Anchor, AnchorInvalid, anchor_key, read_anchors
 from security.audit_verify import verify_trail
 
-audit_group = click.Group("audit", help="Check the tamper-evident audit trail.")
+audit_group = click.Group("audit", help="Check the tamper-evident audit trail; export its anchors.")
 ARCHIVE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
