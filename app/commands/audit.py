@@ -31,6 +31,9 @@ def verify(archives: tuple[Path, ...]) -> None:
     """Exit 0 when every chain is intact and reaches its anchors; else print the first break
     and exit 1."""
     gateway = current_gateway()
+    # Anchors first, then the trail's snapshot: an anchor is published after its commit, so
+    # every anchor read here names a record the snapshot holds (read the other way round, a
+    # live writer's newest anchor could look like a removed record).
     anchors = archive_anchors(gateway, archives) if archives else store_anchors(gateway)
     try:
         verdict = verify_trail(gateway.engine, audit_key(gateway.settings.master_key), anchors)

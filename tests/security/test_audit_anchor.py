@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 import sqlalchemy as sa
@@ -27,6 +28,7 @@ from security.audit_verify import (
     Verdict,
     verify_trail,
 )
+from security.store import SqliteStore
 from tests.security.audit_fixtures import KEY, engine, write
 from tests.security.test_audit_verify import delete_chain_entry, delete_records, rewind_head
 
@@ -225,3 +227,23 @@ def test_an_anchor_whose_record_differs_is_found(engine):
         ANCHOR_KEY, ChainHead(chains[1], 1, 1, "f" * 64)).to_line()), ANCHOR_KEY)
     assert verify_trail(engine, KEY, [*anchors, other]).broken == Break(
         chains[1], 1, ANCHOR_MISMATCH)
+
+
+def test_verify_while_a_writer_anchors_every_commit_sees_one_consistent_moment(engine, tmp_path):
+    """As `audit verify` does: the store's anchors first, then the trail's snapshot."""
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    publisher = AnchorPublisher(store.put_anchor, ANCHOR_KEY, interval=0)
+    trail = AuditTrail(engine, KEY, host="node-a", on_head=publisher.after_commit)
+    write(trail, 1)
+    writer = threading.Thread(target=write, args=(trail, 100, 1))
+    writer.start()
+    verdicts = []
+    while writer.is_alive() or not verdicts:
+        anchors = read_anchors(store.anchors(), ANCHOR_KEY, skip_foreign=False)
+        verdicts.append(verify_trail(engine, KEY, anchors))
+    writer.join()
+    assert [v.broken for v in verdicts] == [None] * len(verdicts)
+    final = read_anchors(store.anchors(), ANCHOR_KEY, skip_foreign=False)
+    assert [a.seq for a in final] == [100]
+    assert verify_trail(engine, KEY, final) == Verdict(chains=1, records=101)
+    store.close()
