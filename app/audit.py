@@ -2,7 +2,8 @@
 
 Only the unauthenticated probes are exempt. A record that cannot be written withholds the answer:
 the client gets 503 instead (fail closed), so nothing is accepted without its record. The
-finishing hook (app/lifecycle.py) calls `write` with the request's frozen record.
+finishing hook (app/lifecycle.py) calls `write` with the request's frozen record; a view that
+changes shared state has it committed ahead, with `write_ahead`, before the change.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from flask import Flask, Request, Response, current_app, request
+from flask import Flask, Request, Response, current_app
 
 from app.errors import problem_response
 from app.gateway import EXTENSION as GATEWAY
 from app.gateway import Gateway
-from dataplane.record import RequestFacts, RequestRecord, storable
-from security.audit import AuditRecord, AuditUnavailable, audit_key, utc_now
+from dataplane.record import RequestRecord
+from security.audit import AuditUnavailable, audit_key
 from security.audit_anchor import AnchorPublisher, anchor_key
 from security.audit_trail import AuditTrail
 from security.write_probe import WriteProbe
@@ -25,7 +26,6 @@ EXTENSION = "torchgate.audit"
 PROBE = "torchgate.write_probe"
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 PROBE_PREFIXES = ("/v2/health/",)
-INTENT = "intent"  # the decision of a record written before a state change, status 0
 log = logging.getLogger(__name__)
 
 
@@ -70,16 +70,12 @@ def write(record: RequestRecord, response: Response) -> Response:
     return response
 
 
-def record_intent(facts: RequestFacts, change: str, subject: str | None) -> None:
-    """Commit a record of the state change this request is about to make, before it is made:
-    no change stands without its record. When it cannot be written, AuditUnavailable (503) is
-    raised and the caller makes no change. The request's own record follows as always."""
-    intent = AuditRecord(time=utc_now(), request_id=facts.request_id, subject=storable(subject),
-                         action=f"{request.endpoint}:{change}", model=None, version=None,
-                         decision=INTENT, status=0, latency_us=None, body_sha256=None)
+def write_ahead(record: RequestRecord) -> None:
+    """Commit a request's record before its view changes shared state, so that no change stands
+    without it; AuditUnavailable (503) when it cannot be, and the view changes nothing."""
     try:
-        audit_trail().append(intent)
+        audit_trail().append(record.audit)
     except AuditUnavailable:
-        log.error("audit intent not written: %s not made", change,
-                  extra={"request_id": facts.request_id})
+        log.error("audit record not written: state change not made, answer 503",
+                  extra={"request_id": record.audit.request_id, "status": record.audit.status})
         raise

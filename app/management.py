@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, current_app
 
-from app.audit import record_intent
 from app.gateway import Gateway, current_gateway
 from app.guard import permission_required
-from app.lifecycle import current_facts
+from app.lifecycle import current_facts, record_ahead
 from models.admin import ModelAdmin
 
 EXTENSION = "torchgate.models"
@@ -38,9 +37,8 @@ def model_admin() -> ModelAdmin:
 
 
 def _executed(action: str, name: str | None = None, version: str | None = None) -> dict:
-    facts = current_facts()
-    record_intent(facts, action, facts.subject)  # 503 here: nothing loaded or unloaded
-    command = model_admin().execute(action, name, version, facts.subject)
+    record_ahead()  # 503 here: nothing loaded or unloaded
+    command = model_admin().execute(action, name, version, current_facts().subject)
     registry = current_gateway().registry
     return {**command.to_json(),
             "models": [registry.describe(n) for n in registry.names()
