@@ -124,6 +124,8 @@ class Settings:
     # behind nginx set 1, else every caller shares the proxy's address (and its lockout).
     trusted_proxies: int = _setting(0, "reverse proxies in front whose X-Forwarded-For/-Proto "
                                     "are believed (behind one nginx: 1)")
+    audit_anchor_interval: int = _setting(1, "seconds between a worker's signed audit chain-head "
+                                          "anchors in the shared store; 0: every commit")
 
     @property
     def debug(self) -> bool:

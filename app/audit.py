@@ -2,7 +2,8 @@
 
 Only the unauthenticated probes are exempt. A record that cannot be written withholds the answer:
 the client gets 503 instead (fail closed), so nothing is accepted without its record. The
-finishing hook (app/lifecycle.py) calls `write` with the request's frozen record.
+finishing hook (app/lifecycle.py) calls `write` with the request's frozen record; a view that
+changes shared state has it committed ahead, with `write_ahead`, before the change.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from app.gateway import EXTENSION as GATEWAY
 from app.gateway import Gateway
 from dataplane.record import RequestRecord
 from security.audit import AuditUnavailable, audit_key
+from security.audit_anchor import AnchorPublisher, anchor_key
 from security.audit_trail import AuditTrail
 from security.write_probe import WriteProbe
 
@@ -30,8 +32,11 @@ log = logging.getLogger(__name__)
 def init_app(app: Flask, on_commit: Callable[[int], None] | None = None) -> None:
     """Open this app's audit trail (its chain starts with the first record)."""
     gateway: Gateway = app.extensions[GATEWAY]
-    trail = AuditTrail(gateway.engine, audit_key(gateway.settings.master_key),
-                       on_commit=on_commit)
+    settings = gateway.settings
+    anchors = AnchorPublisher(gateway.store.put_anchor, anchor_key(settings.master_key),
+                              settings.audit_anchor_interval)
+    trail = AuditTrail(gateway.engine, audit_key(settings.master_key), on_commit=on_commit,
+                       on_head=anchors.after_commit)
     app.extensions[EXTENSION] = trail
     app.extensions[PROBE] = WriteProbe(gateway.engine, trail.turn)
 
@@ -63,3 +68,14 @@ def write(record: RequestRecord, response: Response) -> Response:
                   extra={"request_id": record.audit.request_id, "status": record.audit.status})
         return problem_response(exc)
     return response
+
+
+def write_ahead(record: RequestRecord) -> None:
+    """Commit a request's record before its view changes shared state, so that no change stands
+    without it; AuditUnavailable (503) when it cannot be, and the view changes nothing."""
+    try:
+        audit_trail().append(record.audit)
+    except AuditUnavailable:
+        log.error("audit record not written: state change not made, answer 503",
+                  extra={"request_id": record.audit.request_id, "status": record.audit.status})
+        raise

@@ -12,7 +12,7 @@ from flask_jwt_extended import create_access_token, create_refresh_token
 
 from app.gateway import current_gateway
 from app.guard import authenticate
-from app.lifecycle import current_facts
+from app.lifecycle import current_facts, record_ahead
 from app.ratelimit import token_rate_limited
 from errors import GatewayError, InvalidRequest
 from security.identity import Principal
@@ -65,6 +65,7 @@ def revoke():
     allowed = claims is not None and (
         claims["sub"] == caller.subject or gateway.policy.allows(caller.roles, "tokens:revoke"))
     if allowed:
+        record_ahead()  # 503 here: nothing revoked
         ttl = mark_lifetime(claims, time.time())
         gateway.store.revoke(f"jti:{claims['jti']}", ttl)
         if claims["type"] == "refresh" and claims.get("fam"):
@@ -135,13 +136,14 @@ def _refresh_token_grant(params: Mapping[str, str]) -> dict:
         raise OAuthError("invalid_grant", "The refresh token is not valid.") from exc
     gateway.throttle.refuse_if_locked(f"user:{claims['sub']}")  # refresh tokens: users only
     family = claims.get("fam")
+    if not family:  # every refresh token is issued in one; without it, nothing to change
+        raise OAuthError("invalid_grant", "The refresh token is not valid.")
     ttl = mark_lifetime(claims, time.time())
-    if not family or not gateway.store.claim_once(f"used:{claims['jti']}", ttl):
+    record_ahead()  # 503 here: the token is not marked used, nor on reuse its family revoked
+    if not gateway.store.claim_once(f"used:{claims['jti']}", ttl):
         # A refresh token presented twice was stolen or leaked: end the whole family.
-        if family:
-            settings = gateway.settings
-            gateway.store.revoke(f"fam:{family}",
-                                 settings.jwt_refresh_ttl + settings.jwt_access_ttl)
+        settings = gateway.settings
+        gateway.store.revoke(f"fam:{family}", settings.jwt_refresh_ttl + settings.jwt_access_ttl)
         raise OAuthError("invalid_grant", "The refresh token is not valid.")
     principal = gateway.directory.current_principal(claims["sub"])
     if principal is None:  # deleted or disabled since

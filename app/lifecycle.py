@@ -3,6 +3,9 @@ frozen record to audit, log and metrics, in that order.
 
 Audit comes first because it may withhold the answer (a record that cannot be written turns the
 answer into a 503); the log line and the metrics then describe the answer that really leaves.
+A view that changes shared state commits the request's record ahead (`record_ahead`), with the
+answer it will give when the change succeeds; the hook then writes nothing more, unless the
+answer that leaves is another one: then its record, the later and true one, corrects the first.
 """
 
 from __future__ import annotations
@@ -30,6 +33,15 @@ def current_facts() -> RequestFacts:
     return g.facts
 
 
+def record_ahead(status: int = 200) -> None:
+    """Commit this request's record, answering `status`, before the view changes shared state:
+    no change stands without it. AuditUnavailable (503) when it cannot be, and the view must
+    change nothing; its latency is the time until the record was made."""
+    facts = g.facts
+    audit.write_ahead(_record(facts, status))
+    facts.recorded = status
+
+
 def _start() -> None:
     given = request.headers.get("X-Request-ID", "")
     request_id = given if _SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
@@ -39,8 +51,8 @@ def _start() -> None:
 
 def _finish(response: Response) -> Response:
     record = _record(g.facts, response.status_code)
-    if audit.is_audited(request):
-        response = audit.write(record, response)
+    if audit.is_audited(request) and g.facts.recorded != record.audit.status:
+        response = audit.write(record, response)  # the record, or one correcting record_ahead's
         if response.status_code != record.audit.status:  # withheld: the record says what left
             record = _record(g.facts, response.status_code)
     response.headers["X-Request-ID"] = record.audit.request_id

@@ -12,7 +12,7 @@ from flask import Blueprint, Flask, current_app
 
 from app.gateway import Gateway, current_gateway
 from app.guard import permission_required
-from app.lifecycle import current_facts
+from app.lifecycle import current_facts, record_ahead
 from models.admin import ModelAdmin
 
 EXTENSION = "torchgate.models"
@@ -37,6 +37,7 @@ def model_admin() -> ModelAdmin:
 
 
 def _executed(action: str, name: str | None = None, version: str | None = None) -> dict:
+    record_ahead()  # 503 here: nothing loaded or unloaded
     command = model_admin().execute(action, name, version, current_facts().subject)
     registry = current_gateway().registry
     return {**command.to_json(),

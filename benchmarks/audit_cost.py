@@ -1,4 +1,5 @@
-"""Cost of the audit trail per request (one INSERT + head UPDATE + commit) and of `audit verify`.
+"""Cost of the audit trail per request (one INSERT + head UPDATE + commit), of its signed
+chain-head anchors (security.audit_anchor) and of `audit verify`.
 
 Uses the gateway's own engine set-up (SQLite in WAL mode; PostgreSQL with its pool) on a fresh
 database or schema. Run:
@@ -24,10 +25,13 @@ import sqlalchemy as sa
 
 from app.gateway import create_database_engine
 from security.audit import AuditRecord, audit_key, utc_now
+from security.audit_anchor import AnchorPublisher, anchor_key
 from security.audit_trail import AuditTrail
 from security.audit_verify import verify_trail
+from security.store import SqliteStore
 
-KEY = audit_key(secrets.token_bytes(32))
+MASTER_KEY = secrets.token_bytes(32)
+KEY = audit_key(MASTER_KEY)
 
 
 def record(i: int) -> AuditRecord:
@@ -60,12 +64,45 @@ def threaded_us(trail: AuditTrail, threads: int, n: int) -> float:
     return (time.perf_counter() - began) / (threads * n) * 1e6
 
 
-def bench(name: str, engine: sa.Engine, n: int) -> list[str]:
+def anchored_rows(name: str, engine: sa.Engine, store: SqliteStore, n: int) -> list[str]:
+    """Appends of a trail that anchors its head in a SQLite store, every 1 s and every commit."""
+    rows = []
+    for interval in (1, 0):
+        publisher = AnchorPublisher(store.put_anchor, anchor_key(MASTER_KEY), interval)
+        trail = AuditTrail(engine, KEY, on_head=publisher.after_commit)
+        samples = sorted(append_us(trail, n))
+        rows.append(f"| {name} | append, 1 thread, anchor every {interval or 'commit'}"
+                    f"{' s' if interval else ''} | {statistics.mean(samples):.0f} | "
+                    f"{statistics.median(samples):.0f} | {samples[int(len(samples) * 0.99)]:.0f} |")
+    return rows
+
+
+def publish_rows(store: SqliteStore, n: int) -> list[str]:
+    """One anchor publish alone (Ed25519 sign + one store write), and the check when not due."""
+    from security.audit import ChainHead
+    rows = []
+    for interval, case in ((0, "anchor publish: sign + SQLite store write"),
+                           (3600, "anchor check when not due")):
+        publisher = AnchorPublisher(store.put_anchor, anchor_key(MASTER_KEY), interval)
+        samples = []
+        for i in range(n):
+            head = ChainHead("bench:1:0", 1, i, f"{i:064x}")
+            start = time.perf_counter_ns()
+            publisher.after_commit(head)
+            samples.append((time.perf_counter_ns() - start) / 1000)
+        samples.sort()
+        rows.append(f"| sqlite | {case} | {statistics.mean(samples):.1f} | "
+                    f"{statistics.median(samples):.1f} | {samples[int(n * 0.99)]:.1f} |")
+    return rows
+
+
+def bench(name: str, engine: sa.Engine, n: int, store: SqliteStore) -> list[str]:
     trail = AuditTrail(engine, KEY)
     samples = sorted(append_us(trail, n))
     p99 = samples[int(len(samples) * 0.99)]
-    rows = [f"| {name} | append, 1 thread | {statistics.mean(samples):.0f} | "
+    rows = [f"| {name} | append, 1 thread, no anchors | {statistics.mean(samples):.0f} | "
             f"{statistics.median(samples):.0f} | {p99:.0f} |",
+            *anchored_rows(name, engine, store, n),
             f"| {name} | append, 4 threads of one worker (wall per record) | "
             f"{threaded_us(trail, 4, n // 4):.0f} | | |"]
     began = time.perf_counter()
@@ -92,17 +129,26 @@ def whoami_us(app, n: int) -> float:
 
 
 def request_rows(tmp: str, n: int) -> list[str]:
-    """One request with and without the audit hook (SQLite database, same app)."""
+    """One request with the audit hook, anchoring every 1 s (the default) and every commit,
+    and without the hook (SQLite database and store)."""
     from app import audit, create_app
     from security.generated_secrets import new_secrets
     (Path(tmp) / "models").mkdir()
-    app = create_app({**new_secrets(), "env": "testing", "instance_dir": f"{tmp}/instance",
-                      "model_repository": f"{tmp}/models"})
-    with_audit = whoami_us(app, n)
-    app.after_request_funcs[None].remove(audit._write_record)
-    without = whoami_us(app, n)
-    return [f"| sqlite | GET /auth/whoami with the audit hook | {with_audit:.0f} | | |",
-            f"| sqlite | GET /auth/whoami without it | {without:.0f} | | |"]
+    rows = []
+    for interval in (1, 0):
+        app = create_app({**new_secrets(), "env": "testing", "model_repository": f"{tmp}/models",
+                          "instance_dir": f"{tmp}/instance-{interval}",
+                          "audit_anchor_interval": interval})
+        every = f"{interval} s" if interval else "commit"
+        rows.append(f"| sqlite | GET /auth/whoami, audit hook, anchor every {every} | "
+                    f"{whoami_us(app, n):.0f} | | |")
+    audited, audit.is_audited = audit.is_audited, lambda _request: False
+    try:
+        rows.append(f"| sqlite | GET /auth/whoami without the audit hook | {whoami_us(app, n):.0f}"
+                    " | | |")
+    finally:
+        audit.is_audited = audited
+    return rows
 
 
 def postgres_schema(url: str) -> tuple[sa.Engine, sa.Engine, str] | None:
@@ -127,20 +173,26 @@ def main() -> None:
     args = parser.parse_args()
     rows = ["| database | case | mean µs | median µs | p99 µs |", "|---|---|---:|---:|---:|"]
     with tempfile.TemporaryDirectory() as tmp:
+        store = SqliteStore(Path(tmp) / "store.sqlite3")
         engine = create_database_engine(f"sqlite:///{Path(tmp) / 'audit.db'}")
-        rows += bench("sqlite", engine, args.n)
+        rows += publish_rows(store, args.n)
+        rows += bench("sqlite", engine, args.n, store)
         engine.dispose()
         rows += request_rows(tmp, args.n // 4)
-    scoped = postgres_schema(args.database_url)
-    if scoped is not None:
-        admin, engine, schema = scoped
-        try:
-            rows += bench("postgresql", engine, args.n)
-        finally:
-            engine.dispose()
-            with admin.begin() as conn:
-                conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        scoped = postgres_schema(args.database_url)
+        if scoped is not None:
+            rows += postgres_rows(*scoped, args.n, store)
     print("\n".join(rows))
+
+
+def postgres_rows(admin: sa.Engine, engine: sa.Engine, schema: str, n: int,
+                  store: SqliteStore) -> list[str]:
+    try:
+        return bench("postgresql", engine, n, store)
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 if __name__ == "__main__":

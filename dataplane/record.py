@@ -3,7 +3,8 @@
 RequestFacts is created when a request arrives and is the only per-request state the request
 path shares; each field is written once, by the step that established it (the subject only
 after every token check passed). At the end, `finish` freezes it into a RequestRecord, which the
-finishing hook hands to audit, log and metrics, in that order.
+finishing hook hands to audit, log and metrics, in that order; a view that changes shared state
+has it frozen and recorded ahead of the change as well (app/lifecycle.py `record_ahead`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class RequestFacts:
     version: str | None = None
     body_sha256: str | None = None
     refusal: str | None = None  # problem slug or OAuth error code of a refused caller
+    recorded: int | None = None  # the status of the record committed ahead of a state change
 
     def finish(self, *, method: str, route: str | None, action: str, status: int,
                requested: tuple[str | None, str | None] = (None, None)) -> RequestRecord:

@@ -144,10 +144,13 @@ class AuditTrail:
     """
 
     def __init__(self, engine: sa.Engine, key: bytes, host: str | None = None,
-                 on_commit: Callable[[int], None] | None = None):
-        """on_commit(n) is called after each commit of n records (group-commit metrics)."""
+                 on_commit: Callable[[int], None] | None = None,
+                 on_head: Callable[[ChainHead], None] | None = None):
+        """on_commit(n) is called after each commit of n records (group-commit metrics);
+        on_head(head) with the chain head each commit left (security.audit_anchor)."""
         self._engine = engine
         self._on_commit = on_commit
+        self._on_head = on_head
         self._insert_sql = driver_sql(engine, INSERT_RECORDS_SQL)
         self._write_turn = write_turn(engine)
         self._writer = DriverWriter(engine)
@@ -174,24 +177,25 @@ class AuditTrail:
         ticket = _Ticket(record, os.getpid())
         with self._queue_lock:
             self._queue.append(ticket)
-        committed = 0
+        committed, head = 0, None
         with self._lock:
             if ticket.head is None and not ticket.failed:
-                committed = self._flush()
-        if committed:  # this thread wrote the batch: the follow-ups, outside every lock
-            self._after_commit(committed)
+                committed, head = self._flush(), self._head
+        if committed and head is not None:  # this thread wrote the batch: the follow-ups,
+            self._after_commit(committed, head)  # outside every lock
         if ticket.head is None:
             raise AuditUnavailable()
         return ticket.head
 
-    def _after_commit(self, records: int) -> None:
-        """Report the group commit's size; checkpoint a SQLite WAL when due. Neither may change
-        the answer: the records are committed."""
-        if self._on_commit is not None:
-            try:
-                self._on_commit(records)
-            except Exception:
-                log.warning("audit commit size not reported", exc_info=True)
+    def _after_commit(self, records: int, head: ChainHead) -> None:
+        """Report the group commit's size and its head; checkpoint a SQLite WAL when due. None
+        may change the answer: the records are committed."""
+        for report, value in ((self._on_commit, records), (self._on_head, head)):
+            if report is not None:
+                try:
+                    report(value)
+                except Exception:
+                    log.warning("audit commit not reported", exc_info=True)
         if self._checkpoints is not None:
             self._checkpoints.run_if_due(self._checkpoint)
 

@@ -17,6 +17,7 @@ from security.audit import (
     key_id,
     link,
 )
+from security.audit_anchor import Anchor
 
 CHAIN_FIELDS = ("chain_id", "ordinal", "host", "pid", "started_at", "key_id")
 RECORD_FIELDS = ("chain_id", "seq", *(f.name for f in fields(AuditRecord)))
@@ -33,6 +34,9 @@ RECORD_ALTERED = "record altered or reordered"
 RECORD_UNLINKED = "record not linked to the one before it"
 TAIL_REMOVED = "last records removed"
 BEYOND_HEAD = "records beyond the chain head"
+ANCHORED_CHAIN_GONE = "anchored chain removed"
+BELOW_ANCHOR = "chain shorter than its anchor"
+ANCHOR_MISMATCH = "record differs from its anchor"
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,10 @@ class Verdict:
                 "reason": self.broken.reason}
 
 
-def verify_trail(engine: sa.Engine, key: bytes, previous_keys: Sequence[bytes] = ()) -> Verdict:
-    """Walk every chain in start order and every record in seq order; stop at the first break.
+def verify_trail(engine: sa.Engine, key: bytes, anchors: Sequence[Anchor] = (),
+                 previous_keys: Sequence[bytes] = ()) -> Verdict:
+    """Walk every chain in start order and every record in seq order, then hold the trail
+    against its signed anchors (security.audit_anchor); stop at the first break.
 
     A chain is checked with the key it names by key id: `key`, or one of `previous_keys` (the
     audit keys of earlier master keys, for chains started before a rotation)."""
@@ -82,7 +88,8 @@ def verify_trail(engine: sa.Engine, key: bytes, previous_keys: Sequence[bytes] =
             total += count
             if broken:
                 return Verdict(len(chains), total, broken)
-    return Verdict(len(chains), total)
+        broken = check_anchors(conn, {chain.chain_id: chain for chain in chains}, anchors)
+    return Verdict(len(chains), total, broken)
 
 
 def begin_snapshot(conn: sa.Connection) -> None:
@@ -152,4 +159,22 @@ def check_head(chain: Any, count: int, last_hash: str) -> Break | None:
         return Break(chain.chain_id, chain.head_seq + 1, BEYOND_HEAD)
     if last_hash != chain.head_hash:
         return Break(chain.chain_id, chain.head_seq, HEAD_ALTERED)
+    return None
+
+
+def check_anchors(conn: sa.Connection, chains: dict[str, Any],
+                  anchors: Iterable[Anchor]) -> Break | None:
+    """Each anchored chain is still there, at least as long, with the anchored record: what
+    the walk cannot see (a whole chain, or every row, gone) is found here."""
+    for anchor in sorted(anchors, key=Anchor.order):
+        chain = chains.get(anchor.chain_id)
+        if chain is None:
+            return Break(anchor.chain_id, anchor.seq, ANCHORED_CHAIN_GONE)
+        if chain.head_seq < anchor.seq:
+            return Break(anchor.chain_id, chain.head_seq + 1, BELOW_ANCHOR)
+        found = conn.execute(sa.select(audit_records.c.record_hash).where(
+            audit_records.c.chain_id == anchor.chain_id,
+            audit_records.c.seq == anchor.seq)).scalar()
+        if found != anchor.record_hash:
+            return Break(anchor.chain_id, anchor.seq, ANCHOR_MISMATCH)
     return None

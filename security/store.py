@@ -48,6 +48,12 @@ class SharedStore(Protocol):
     def clear_failures(self, key: str) -> None:
         """Forget key's failures (e.g. after a successful login)."""
 
+    def put_anchor(self, chain_id: str, seq: int, anchor: str) -> None:
+        """Keep a signed audit chain head (security.audit_anchor) unless a later one is kept."""
+
+    def anchors(self) -> list[str]:
+        """Every audit chain's newest anchor, as kept: never expired, never checked here."""
+
     def ping(self) -> None:
         """Check that the backend answers."""
 

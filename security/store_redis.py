@@ -70,6 +70,13 @@ end
 if count(nrate + 1, nrate + nquota) and claim_ttl > 0 then redis.call('DEL', claim) end
 return result
 """
+# An anchor only ever moves forward: a late publish of an older head leaves the newer one.
+PUT_ANCHOR_LUA = """
+local kept = redis.call('HGET', KEYS[1], ARGV[1])
+if kept and cjson.decode(kept).seq >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
 RELEASE_FAILURE_LUA = """
 if (tonumber(redis.call('GET', KEYS[1]) or '0')) > 0 then redis.call('DECR', KEYS[1]) end
 """
@@ -90,6 +97,7 @@ class RedisStore:
         self._record_failure = self._client.register_script(RECORD_FAILURE_LUA)
         self._release_failure = self._client.register_script(RELEASE_FAILURE_LUA)
         self._admit = self._client.register_script(ADMIT_LUA)
+        self._put_anchor = self._client.register_script(PUT_ANCHOR_LUA)
 
     def __reduce__(self) -> tuple:
         """Pickle as configuration, so a store can be handed to another process."""
@@ -162,6 +170,17 @@ class RedisStore:
         """Forget key's failures."""
         with _unavailable_on_error():
             self._client.delete(self._fail(key))
+
+    def put_anchor(self, chain_id: str, seq: int, anchor: str) -> None:
+        """Keep anchor as chain_id's, unless one of a later seq is kept already."""
+        with _unavailable_on_error():
+            self._put_anchor(keys=[f"{self.namespace}:anchors"], args=[chain_id, seq, anchor])
+
+    def anchors(self) -> list[str]:
+        """Every chain's newest anchor (one hash, no expiry)."""
+        with _unavailable_on_error():
+            kept = self._client.hgetall(f"{self.namespace}:anchors")
+        return [kept[chain].decode() for chain in sorted(kept)]
 
     def ping(self) -> None:
         """Check that Redis answers."""

@@ -36,6 +36,8 @@ CREATE INDEX IF NOT EXISTS marks_expires_at ON marks (expires_at);
 CREATE TABLE IF NOT EXISTS failures (
     key TEXT PRIMARY KEY, count INTEGER NOT NULL, window_ends REAL NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS failures_window_ends ON failures (window_ends);
+CREATE TABLE IF NOT EXISTS anchors (
+    chain_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, anchor TEXT NOT NULL) WITHOUT ROWID;
 """
 
 # revoke: a revocation is only ever extended, so a late, shorter revoke cannot undo an earlier one.
@@ -70,6 +72,9 @@ RELEASE_CLAIM = "DELETE FROM failures WHERE key = ? AND count = 1"
 FAILURE_STATE = "SELECT count, window_ends FROM failures WHERE key = ? AND window_ends > ?"
 CLEAR_FAILURES = "DELETE FROM failures WHERE key = ?"
 RELEASE_FAILURE = "UPDATE failures SET count = count - 1 WHERE key = ? AND count > 0"
+# An anchor only ever moves forward: a late publish of an older head leaves the newer one.
+PUT_ANCHOR = """INSERT INTO anchors (chain_id, seq, anchor) VALUES (?, ?, ?) ON CONFLICT (chain_id)
+DO UPDATE SET seq = excluded.seq, anchor = excluded.anchor WHERE excluded.seq > anchors.seq"""
 CLEANUP_MARKS = """DELETE FROM marks WHERE key IN
 (SELECT key FROM marks WHERE expires_at <= ? LIMIT ?)"""
 CLEANUP_FAILURES = """DELETE FROM failures WHERE key IN
@@ -175,6 +180,16 @@ class SqliteStore:
         """Forget key's failures."""
         with self._writing() as conn:
             conn.execute(CLEAR_FAILURES, (key,))
+
+    def put_anchor(self, chain_id: str, seq: int, anchor: str) -> None:
+        """Keep anchor as chain_id's, unless one of a later seq is kept already."""
+        with self._writing() as conn:
+            conn.execute(PUT_ANCHOR, (chain_id, seq, anchor))
+
+    def anchors(self) -> list[str]:
+        """Every chain's newest anchor."""
+        with self._connection() as conn:
+            return [row[0] for row in conn.execute("SELECT anchor FROM anchors ORDER BY chain_id")]
 
     def ping(self) -> None:
         """Open (or reuse) this thread's connection and run a trivial query."""

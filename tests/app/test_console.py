@@ -50,8 +50,8 @@ def test_every_command_has_help(path):
     "users create", "users list", "users disable", "users enable", "users delete",
     "users set-password", "clients list", "clients rotate-secret", "clients delete",
     "clients create", "keys issue", "keys list", "keys revoke",
-    "model seal", "model inspect", "model rewrap", "audit verify", "demo init", "serve",
-    "secrets generate"])
+    "model seal", "model inspect", "model rewrap", "audit verify", "audit export", "demo init",
+    "serve", "secrets generate"])
 def test_every_documented_command_exists(command):
     assert invoke([*command.split(), "--help"]).exit_code == 0
 

@@ -72,6 +72,10 @@ def test_readme_identity_commands_and_audit_verify_run(tmp_path) -> None:
         ["expires_at", "key", "kid", "subject"]]
     verified = run_block(snippets(ROOT / "docs" / "audit.md")["audit-verify"], tmp_path, environ)
     assert (verified.returncode, json.loads(verified.stdout)["intact"]) == (0, True)
+    archived = run_block(snippets(ROOT / "docs" / "audit.md")["audit-export"], tmp_path, environ)
+    assert archived.returncode == 0, archived.stderr
+    exported, verdict = map(json.loads, archived.stdout.splitlines())
+    assert (exported["output"], verdict["intact"]) == ("anchors.jsonl", True)
 
 
 def test_mtls_client_ca_block_issues_a_client_certificate(tmp_path) -> None:
