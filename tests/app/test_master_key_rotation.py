@@ -129,3 +129,19 @@ def test_a_rewrap_is_audited_and_a_dry_run_is_not(overrides, before):
     assert audited_actions(rotating) == [(f"cli:{getpass.getuser()}", "cli.keys.rewrap", "allow")]
     assert invoke(rotating, "audit", "verify")[:2] == (0, {"intact": True, "chains": 2,
                                                            "records": 2})
+
+
+def test_anchors_of_the_previous_master_key_still_find_a_removed_chain(overrides, before):
+    app, _ = before
+    with app.app_context():
+        (old_chain,) = [row.chain_id for row in current_gateway().engine.connect().execute(
+            sa.text("SELECT chain_id FROM audit_chains"))]
+    rotating = create_app({**overrides, "master_key": NEW, "previous_master_keys": OLD})
+    code, out, err = invoke(rotating, "audit", "verify")
+    assert (code, out["intact"]) == (0, True)
+    assert "1 anchors held" in err  # the old key's anchor, not skipped as foreign
+    with rotating.app_context(), current_gateway().engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit_records WHERE chain_id = :c"), {"c": old_chain})
+        conn.execute(sa.text("DELETE FROM audit_chains WHERE chain_id = :c"), {"c": old_chain})
+    code, out, _ = invoke(rotating, "audit", "verify")
+    assert (code, out["intact"], out["chain"]) == (1, False, old_chain)
