@@ -19,6 +19,7 @@ from app.guard import authenticate, token_required
 from app.predict import call_model, require_visible
 from errors import ModelNotFound
 from models import oip_tensors
+from models.output_policy import OutputPolicy
 from models.runner import ModelRunner
 
 BINARY_DATA_HEADER = "Inference-Header-Content-Length"
@@ -83,8 +84,9 @@ def infer(name: str, version: str | None = None):
     return call_model(name, version, _infer, unsupported)
 
 
-def _infer(runner: ModelRunner, payload: dict[str, Any], _request_id: str) -> dict[str, Any]:
-    return oip_tensors.infer(runner, payload)
+def _infer(runner: ModelRunner, payload: dict[str, Any], _request_id: str,
+           policy: OutputPolicy) -> dict[str, Any]:
+    return oip_tensors.infer(runner, payload, policy)
 
 
 def _server_version() -> str:

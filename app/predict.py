@@ -13,6 +13,7 @@ from app.lifecycle import current_facts
 from dataplane.call import CallRequest, Respond
 from dataplane.payload import Body
 from errors import ModelNotFound, PayloadTooLarge
+from models.output_policy import OutputPolicy
 from models.runner import ModelRunner
 from security.tokens import Identity
 
@@ -22,8 +23,9 @@ bp = Blueprint("predict", __name__)
 @bp.post("/predict/<name>")
 @bp.post("/predict/<name>/versions/<version>")
 def predict(name: str, version: str | None = None):
-    def respond(runner: ModelRunner, payload: dict[str, Any], request_id: str) -> dict:
-        return {"model": name, "version": runner.version, **runner.predict(payload),
+    def respond(runner: ModelRunner, payload: dict[str, Any], request_id: str,
+                policy: OutputPolicy) -> dict:
+        return {"model": name, "version": runner.version, **runner.predict(payload, policy),
                 "request_id": request_id}
     return call_model(name, version, respond)
 
@@ -72,16 +74,24 @@ def list_models():
     identity = authenticate()
     gateway = current_gateway()
     visible = [n for n in gateway.registry.names() if _may_see(identity.roles, n)]
-    return {"models": [gateway.registry.describe(n) for n in visible]}
+    return {"models": [_describe(identity, n) for n in visible]}
 
 
 @bp.get("/models/<name>")
 def describe_model(name: str):
-    require_visible(authenticate(), name)
-    registry = current_gateway().registry
-    if name not in registry.names():
+    identity = authenticate()
+    require_visible(identity, name)
+    if name not in current_gateway().registry.names():
         raise ModelNotFound(name)
-    return registry.describe(name)
+    return _describe(identity, name)
+
+
+def _describe(identity: Identity, name: str) -> dict[str, Any]:
+    """The registry's description plus the output policy that applies to this caller."""
+    registry = current_gateway().registry
+    manifest = registry.manifest(name)
+    policy = manifest.output.for_roles(identity.roles).describe() if manifest else None
+    return {**registry.describe(name), "output_policy": policy}
 
 
 def require_visible(identity: Identity, name: str) -> None:

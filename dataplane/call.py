@@ -7,6 +7,7 @@
        admission      one store round trip: token revoked 401, rate limit 429, replay 400
     4. validate       inputs against the model's declared inputs                   422
     5. infer          torch, inference_mode, on the model's device (batched when declared)
+       cut outputs    to the caller's output policy (model.toml [output]), before rendering
     6. seal reply     same key, fresh IV
     7. audit          by the finishing hook, from the RequestFacts this call filled in
 
@@ -39,6 +40,7 @@ from errors import (
     TokenRevoked,
     UnsupportedMediaType,
 )
+from models.output_policy import OutputPolicy
 from models.registry import ModelRegistry
 from models.runner import ModelRunner
 from security.admission import Admission, AdmissionRequest, RateLimit
@@ -47,8 +49,9 @@ from security.rbac import Policy
 from security.store import SharedStore
 from security.tokens import INVALID_TOKEN_CHALLENGE, Identity, revocation_keys
 
-# A protocol's answer for one opened request: (runner, request JSON, request id) -> reply JSON.
-Respond = Callable[[ModelRunner, dict[str, Any], str], dict[str, Any]]
+# A protocol's answer for one opened request: (runner, request JSON, request id, the caller's
+# output policy, which it applies between inference and rendering) -> reply JSON.
+Respond = Callable[[ModelRunner, dict[str, Any], str, OutputPolicy], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +99,8 @@ class ModelCall:
             raise
         self._admit(call, opened.claim_key, counted=True)
         facts.subject = call.identity.subject
-        body = call.respond(runner, parse_object(opened.plaintext), facts.request_id)
+        policy = runner.manifest.output.for_roles(call.identity.roles)
+        body = call.respond(runner, parse_object(opened.plaintext), facts.request_id, policy)
         return Reply(*seal_reply(body, opened))
 
     def _authorize(self, call: CallRequest) -> None:

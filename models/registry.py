@@ -121,6 +121,11 @@ class ModelRegistry:
             "ready": (state.default_version or "") in state.runners,
         }
 
+    def manifest(self, name: str) -> ModelManifest | None:
+        """The model's manifest as served now; None when unknown or unreadable."""
+        state = self._models.get(name)
+        return state.manifest if state is not None else None
+
     def failures(self) -> dict[str, str]:
         """Why things are not served: "name" or "name/version" -> reason (operator-facing)."""
         found = {} if self._problem is None else {REPOSITORY_KEY: self._problem}

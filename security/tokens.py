@@ -23,6 +23,7 @@ from typing import Any
 import jwt
 
 from errors import TokenExpired, TokenRevoked, Unauthorized
+from security.attributes import claim_at
 from security.encoding import b64url_decode
 from security.jwks import VerificationKey
 from security.token_cache import VerifiedTokenCache
@@ -246,15 +247,8 @@ def verify_access_type(header: Mapping[str, Any], claims: Mapping[str, Any]) -> 
 
 
 def roles_at(claims: Mapping[str, Any], path: str) -> tuple[str, ...]:
-    """Roles at a dotted claim path ("realm_access.roles"); anything but a string list is none.
-
-    A claim named by the whole path wins, for namespaced names such as "https://x.example/roles".
-    """
-    value: Any = claims.get(path)
-    if value is None:
-        value = claims
-        for part in path.split("."):
-            value = value.get(part) if isinstance(value, Mapping) else None
+    """Roles at a dotted claim path ("realm_access.roles"); anything but a string list is none."""
+    value = claim_at(claims, path)
     if isinstance(value, list) and all(isinstance(role, str) for role in value):
         return tuple(value)
     return ()
