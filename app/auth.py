@@ -15,6 +15,7 @@ from app.guard import authenticate
 from app.lifecycle import current_facts
 from app.ratelimit import token_rate_limited
 from errors import GatewayError, InvalidRequest
+from security.attributes import as_claim
 from security.identity import Principal
 from security.strict_json import loads_strict
 from security.tokens import mark_lifetime
@@ -158,6 +159,8 @@ GRANTS: dict[str, Callable[[Mapping[str, str]], dict]] = {
 
 def _issue(principal: Principal, family: str | None) -> dict:
     claims: dict = {"roles": list(principal.roles), "gen": principal.generation}
+    if principal.attributes:  # role conditions compare them (docs/access-control.md)
+        claims["attributes"] = as_claim(principal.attributes)
     if family:
         claims["fam"] = family
     body = {

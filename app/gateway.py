@@ -77,7 +77,8 @@ def build_gateway(settings: Settings, *, on_batch: OnBatch | None = None) -> Gat
             algorithm=settings.jwt_algorithm, key=verification_key(settings),
             issuer=settings.jwt_issuer, audience=settings.jwt_audience,
             is_revoked=store.any_revoked,
-            external_keys=external_keys(settings), roles_claim=settings.jwt_roles_claim),
+            external_keys=external_keys(settings), roles_claim=settings.jwt_roles_claim,
+            attributes_claim=settings.jwt_attributes_claim),
         throttle=LoginThrottle(store, settings.login_max_failures, settings.login_window),
         registry=registry,
         model_call=ModelCall(

@@ -8,11 +8,11 @@ from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.gateway import current_gateway
-from app.guard import authenticate, identify, require_permission
+from app.guard import authenticate, identify
 from app.lifecycle import current_facts
 from dataplane.call import CallRequest, Respond
 from dataplane.payload import Body
-from errors import ModelNotFound, PayloadTooLarge
+from errors import Forbidden, ModelNotFound, PayloadTooLarge
 from models.output_policy import OutputPolicy
 from models.runner import ModelRunner
 from security.tokens import Identity
@@ -73,7 +73,7 @@ def read_stream(size: int) -> bytes:
 def list_models():
     identity = authenticate()
     gateway = current_gateway()
-    visible = [n for n in gateway.registry.names() if _may_see(identity.roles, n)]
+    visible = [n for n in gateway.registry.names() if _may_see(identity, n)]
     return {"models": [_describe(identity, n) for n in visible]}
 
 
@@ -96,10 +96,14 @@ def _describe(identity: Identity, name: str) -> dict[str, Any]:
 
 def require_visible(identity: Identity, name: str) -> None:
     """403 unless the caller holds models:read or predict:<name> (also used by /v2/models)."""
-    if not _may_see(identity.roles, name):
-        require_permission(identity, f"predict:{name}")  # raises the 403
+    if not _may_see(identity, name):
+        raise Forbidden(f"Permission {f'predict:{name}'!r} is required.")
 
 
-def _may_see(roles: tuple[str, ...], name: str) -> bool:
-    policy = current_gateway().policy
-    return policy.allows(roles, "models:read") or policy.allows(roles, f"predict:{name}")
+def _may_see(identity: Identity, name: str) -> bool:
+    """models:read or predict:<name>, conditions met by the caller's and the model's
+    attributes: /models lists only what the caller may call or read."""
+    gateway = current_gateway()
+    model = gateway.registry.attributes(name)
+    return any(gateway.policy.allows(identity.roles, permission, identity.attributes, model)
+               for permission in ("models:read", f"predict:{name}"))

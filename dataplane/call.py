@@ -2,6 +2,7 @@
 
     1. authenticate   done by the caller: the token's signature and claims (cached per worker)
     2. authorize      permission "predict:<model>" from the caller's roles        403
+                      (a conditional grant: the caller's and model's attributes)
        resolve        the model and version: known 404, loaded 503
     3. open envelope  media type 415, size 413, JWE with a payload key of the caller 400/403
        admission      one store round trip: token revoked 401, rate limit 429, replay 400
@@ -104,8 +105,9 @@ class ModelCall:
         return Reply(*seal_reply(body, opened))
 
     def _authorize(self, call: CallRequest) -> None:
-        permission = f"predict:{call.model}"
-        if not self.policy.allows(call.identity.roles, permission):
+        permission = f"predict:{call.model}"  # and role conditions on both sides' attributes
+        if not self.policy.allows(call.identity.roles, permission, call.identity.attributes,
+                                  self.registry.attributes(call.model)):
             raise Forbidden(f"Permission {permission!r} is required.")
 
     def _open(self, call: CallRequest, facts: RequestFacts) -> Opened:

@@ -9,7 +9,7 @@ import torch
 
 from app import create_app
 from tests.conftest import KEK, KEK_ID, SEALED, Auth, Sealer
-from tests.fixtures import MLP_MANIFEST, tiny_mlp, write_model
+from tests.fixtures import tiny_mlp, write_variants
 
 ROWS = [[0.1, 0.2, 0.3, 0.4], [-1.0, 0.5, 2.0, 1.0], [3.0, -2.0, 0.0, 1.5]]
 EXACT = tiny_mlp()(torch.tensor(ROWS)).detach()
@@ -39,10 +39,7 @@ OIP_X = {"name": "x", "shape": [3, 4], "datatype": "FP32", "data": [v for row in
 
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory):
-    root = tmp_path_factory.mktemp("policies")
-    for name, table in POLICIES.items():
-        write_model(root, name, kek_id=KEK_ID, kek=KEK, manifest=MLP_MANIFEST + table)
-    return root
+    return write_variants(tmp_path_factory.mktemp("policies"), POLICIES, kek_id=KEK_ID, kek=KEK)
 
 
 @pytest.fixture
