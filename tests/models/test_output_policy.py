@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import tomllib
+
 import pytest
 import torch
 
-from models.manifest import ManifestError, load_manifest
+from models.manifest import ManifestError, load_manifest, parse_manifest
 from models.output_policy import OutputPolicies, OutputPolicy
+from tests.doc_blocks import ROOT, snippets
 from tests.models.test_manifest import BASE, INPUT, OUTPUT, write
 
 SCORES = OutputPolicy()
@@ -98,3 +101,13 @@ def test_integer_and_boolean_outputs_pass_unchanged():
     outputs = {"count": torch.tensor([[3, 1]]), "flag": torch.tensor([[True, False]])}
     shaped = LABELS.apply(outputs, None)
     assert shaped.tensors == outputs and not shaped.indices
+
+
+def test_the_documented_example_parses_as_docs_models_md_says():
+    table = snippets(ROOT / "docs" / "models.md")["output-manifest"].code
+    manifest = parse_manifest(tomllib.loads(MODEL + table), "m")
+    assert manifest.output.for_roles(("guest",)) == OutputPolicy(mode="top_k", top_k=2,
+                                                                 decimals=2, noise=0.01)
+    assert manifest.output.for_roles(("partner",)) == OutputPolicy(decimals=4)
+    assert manifest.output.for_roles(("guest", "auditor")) == SCORES
+    assert dict(manifest.attributes) == {"owner": "acme", "data_class": "internal"}

@@ -8,6 +8,7 @@ import pytest
 
 from security.conditions import ConditionError, parse_condition
 from security.rbac import BUILTIN_ROLES, Grant, Policy
+from tests.doc_blocks import ROOT, snippets
 
 CALLER = {"tenant": "acme", "clearance": ("internal", "public"), "team": "ml"}
 MODEL = {"owner": "acme", "data_class": "internal", "regions": ("eu",)}
@@ -65,3 +66,13 @@ def test_a_conditional_grant_adds_to_the_outright_ones_and_only_matches_its_patt
     assert not policy.allows(("viewer",), "models:admin", CALLER, MODEL)
     assert policy.allows(("viewer",), "models:read")
     assert policy.permissions_for(("viewer",)) == frozenset({"models:read"})
+
+
+def test_the_documented_roles_file_grants_as_docs_access_control_md_says(tmp_path):
+    roles = tmp_path / "roles.toml"
+    roles.write_text(snippets(ROOT / "docs" / "access-control.md")["conditional-roles"].code)
+    policy = Policy.from_file(roles)
+    assert policy.allows(("tenant_user",), "predict:m", CALLER, MODEL)
+    assert policy.allows(("cleared",), "predict:m", CALLER, MODEL)
+    assert not policy.allows(("cleared",), "predict:m", {**CALLER, "clearance": ("public",)}, MODEL)
+    assert not policy.allows(("tenant_user",), "predict:m", CALLER, {"owner": "globex"})
