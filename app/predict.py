@@ -88,10 +88,16 @@ def describe_model(name: str):
 
 def _describe(identity: Identity, name: str) -> dict[str, Any]:
     """The registry's description plus the output policy that applies to this caller."""
-    registry = current_gateway().registry
-    manifest = registry.manifest(name)
-    policy = manifest.output.for_roles(identity.roles).describe() if manifest else None
-    return {**registry.describe(name), "output_policy": policy}
+    policy = caller_policy(identity, name)
+    return {**current_gateway().registry.describe(name),
+            "output_policy": policy.describe() if policy else None}
+
+
+def caller_policy(identity: Identity, name: str) -> OutputPolicy | None:
+    """The output policy of this caller's replies from model `name` (also for /v2 metadata);
+    None when its manifest cannot be read."""
+    manifest = current_gateway().registry.manifest(name)
+    return manifest.output.for_roles(identity.roles) if manifest else None
 
 
 def require_visible(identity: Identity, name: str) -> None:

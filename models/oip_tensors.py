@@ -51,12 +51,15 @@ def metadata_tensor(described: Mapping[str, Any]) -> dict[str, Any]:
             "shape": list(described["shape"])}
 
 
-def model_metadata(described: Mapping[str, Any]) -> dict[str, Any]:
-    """`$metadata_model_response` from ModelRegistry.describe()."""
+def model_metadata(described: Mapping[str, Any],
+                   policy: OutputPolicy = FULL_SCORES) -> dict[str, Any]:
+    """`$metadata_model_response` from ModelRegistry.describe(): the outputs as a reply under
+    the caller's output policy carries them."""
     return {"name": described["name"], "versions": list(described["versions"]),
             "platform": PLATFORM,
             "inputs": [metadata_tensor(spec) for spec in described["inputs"]],
-            "outputs": [metadata_tensor(spec) for spec in described["outputs"]]}
+            "outputs": [metadata_tensor(spec)
+                        for spec in policy.reply_outputs(described["outputs"])]}
 
 
 def infer(runner: ModelRunner, payload: Mapping[str, Any],

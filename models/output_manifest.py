@@ -8,11 +8,16 @@ from types import MappingProxyType
 from typing import Any
 
 from models.manifest_fields import FieldError, check_keys, integer, string, table, type_name
-from models.output_policy import INDICES_SUFFIX, MODES, OutputPolicies, OutputPolicy
+from models.output_policy import (
+    INDICES_SUFFIX,
+    MODES,
+    SCORE_DTYPES,
+    OutputPolicies,
+    OutputPolicy,
+)
 
 POLICY_KEYS = ("mode", "top_k", "decimals", "noise")
 MAX_DECIMALS = 15  # a float64 holds 15 to 17 significant digits
-FLOAT_DTYPES = frozenset({"float32", "float64", "float16", "bfloat16"})
 
 
 def parse_output(value: Any, outputs: tuple) -> OutputPolicies:
@@ -69,7 +74,7 @@ def _check_outputs(policies: OutputPolicies, outputs: tuple) -> None:
         return
     names = {spec.name for spec in outputs}
     for index, spec in enumerate(outputs):
-        if spec.dtype in FLOAT_DTYPES and len(spec.shape) < 2:
+        if spec.dtype in SCORE_DTYPES and len(spec.shape) < 2:
             raise FieldError(f"outputs[{index}].shape", "top_k and labels modes need scores of "
                              "at least 2 dimensions (rows x classes)")
         if spec.name + INDICES_SUFFIX in names:

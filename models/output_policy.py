@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 MODES = ("labels", "top_k", "scores")  # from least to most revealing
+SCORE_DTYPES = frozenset({"float32", "float64", "float16", "bfloat16"})
 INDICES_SUFFIX = ".indices"  # the /v2 tensor of a top-k output's class indices
 
 
@@ -55,6 +56,22 @@ class OutputPolicy:
         """The `output_policy` member of /models."""
         return {"mode": self.mode, "top_k": self.top_k, "decimals": self.decimals,
                 "noise": self.noise}
+
+    def reply_outputs(self, declared: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The outputs a reply under this policy carries, {"name", "shape", "dtype"} each, from
+        the declared ones (the /v2 metadata: it must describe what inference returns)."""
+        carried: list[dict[str, Any]] = []
+        for spec in declared:
+            *rows, classes = spec["shape"]
+            if spec["dtype"] not in SCORE_DTYPES or self.mode == "scores":
+                carried.append(dict(spec))
+            elif self.mode == "labels":
+                carried.append({**spec, "shape": rows, "dtype": "int64"})
+            else:
+                top = [*rows, classes if classes == -1 else min(self.top_k or 1, classes)]
+                carried += [{**spec, "shape": top},
+                            {"name": spec["name"] + INDICES_SUFFIX, "shape": top, "dtype": "int64"}]
+        return carried
 
     def apply(self, outputs: Mapping[str, torch.Tensor], labelled: str | None) -> ShapedOutputs:
         """`outputs` cut to this policy; `labelled` names the output whose top class the reply

@@ -201,3 +201,19 @@ def test_models_shows_each_models_own_policy(gateway):
     policies = {m["name"]: m["output_policy"] for m in listed}
     assert policies["noisy"] == {"mode": "scores", "top_k": None, "decimals": None, "noise": 0.5}
     assert policies["full"]["mode"] == "scores" and policies["topk"]["top_k"] == 2
+
+
+@pytest.mark.parametrize(("model", "roles"), [
+    ("full", ("analyst",)), ("topk", ("analyst",)), ("labelsonly", ("analyst",)),
+    ("rounded", ("analyst",)), ("tiered", ("analyst",)), ("tiered", ("partner",)),
+])
+def test_v2_metadata_describes_the_tensors_inference_returns(gateway, call, model, roles):
+    client, auth, _ = gateway
+    metadata = client.get(f"/v2/models/{model}", headers=auth.headers("alice", roles))
+    assert metadata.status_code == 200
+    returned = v2(call, model, roles)
+    assert [(t["name"], t["datatype"]) for t in metadata.json["outputs"]] == [
+        (t["name"], t["datatype"]) for t in returned]
+    for described, tensor in zip(metadata.json["outputs"], returned, strict=True):
+        assert len(described["shape"]) == len(tensor["shape"])
+        assert all(d in (-1, n) for d, n in zip(described["shape"], tensor["shape"], strict=True))
