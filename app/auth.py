@@ -64,7 +64,8 @@ def revoke():
     gateway = current_gateway()
     claims = gateway.verifier.read_for_revocation(value)
     allowed = claims is not None and (
-        claims["sub"] == caller.subject or gateway.policy.allows(caller.roles, "tokens:revoke"))
+        claims["sub"] == caller.subject
+        or gateway.policy.allows(caller.roles, "tokens:revoke", caller.attributes))
     if allowed:
         ttl = mark_lifetime(claims, time.time())
         gateway.store.revoke(f"jti:{claims['jti']}", ttl)
@@ -81,12 +82,13 @@ def _revoking_caller() -> tuple[Principal, dict[str, str]]:
     scheme = request.headers.get("Authorization", "").partition(" ")[0].lower()
     if scheme and scheme != "basic":
         identity = authenticate()
-        return Principal(identity.subject, identity.roles), _form_params(InvalidRequest)
+        caller = Principal(identity.subject, identity.roles, attributes=identity.attributes)
+        return caller, _form_params(InvalidRequest)
     params = _form_params(InvalidRequest)
     if scheme == "basic" or params.get("client_id"):
         return _authenticated_client(params), params
     identity = authenticate()  # no credentials at all: 401 with the Bearer challenge
-    return Principal(identity.subject, identity.roles), params
+    return Principal(identity.subject, identity.roles, attributes=identity.attributes), params
 
 
 @bp.get("/whoami")
