@@ -15,6 +15,7 @@ from typing import Any
 ATTRIBUTE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 MAX_ATTRIBUTES = 32
 MAX_VALUE_CHARS = 256
+MAX_LIST_ITEMS = 64
 Value = str | tuple[str, ...]
 Attributes = Mapping[str, Value]
 NO_ATTRIBUTES: Attributes = MappingProxyType({})
@@ -41,6 +42,8 @@ def parse_attributes(value: Any) -> Attributes:
 
 def _value(item: Any, name: str) -> Value:
     items = tuple(item) if isinstance(item, list) else (item,)
+    if len(items) > MAX_LIST_ITEMS:
+        raise InvalidAttributes(f"{name}: at most {MAX_LIST_ITEMS} values")
     if not all(isinstance(text, str) and 0 < len(text) <= MAX_VALUE_CHARS for text in items):
         raise InvalidAttributes(f"{name}: expected a string or a list of strings "
                                 f"(1 to {MAX_VALUE_CHARS} characters each)")

@@ -51,6 +51,9 @@ ERRORS = [
      + '[output]\nmode = "labels"\n', "outputs[0].shape: top_k and labels modes need"),
     ("attribute as number", "[attributes]\nowner = 7\n", "attributes: owner: expected a string"),
     ("attribute name", '[attributes]\nOwner = "x"\n', "attributes: attribute names are"),
+    ("attribute list too long", "[attributes]\nregions = [" + '"r", ' * 65 + "]\n",
+     "attributes: regions: at most 64 values"),
+    ("empty attribute", '[attributes]\nowner = ""\n', "attributes: owner: expected a string"),
 ]
 
 
