@@ -114,3 +114,15 @@ def test_the_documented_example_parses_as_docs_models_md_says():
     assert manifest.output.for_roles(("partner",)) == OutputPolicy(decimals=4)
     assert manifest.output.for_roles(("guest", "auditor")) == SCORES
     assert dict(manifest.attributes) == {"owner": "acme", "data_class": "internal"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("policy", [TOP3, LABELS, OutputPolicy(decimals=2)], ids=str)
+def test_outputs_on_cuda_are_cut_as_on_cpu(policy):
+    scores = torch.randn(5, 7)
+    on_cpu = policy.apply({"y": scores}, "y")
+    on_cuda = policy.apply({"y": scores.cuda()}, "y")
+    assert torch.equal(on_cuda.tensors["y"].cpu(), on_cpu.tensors["y"])
+    assert torch.equal(on_cuda.top_class.cpu(), on_cpu.top_class)
+    assert {k: v.cpu().tolist() for k, v in on_cuda.indices.items()} == {
+        k: v.tolist() for k, v in on_cpu.indices.items()}
