@@ -103,7 +103,8 @@ def caller_policy(identity: Identity, name: str) -> OutputPolicy | None:
 def require_visible(identity: Identity, name: str) -> None:
     """403 unless the caller holds models:read or predict:<name> (also used by /v2/models)."""
     if not _may_see(identity, name):
-        raise Forbidden(f"Permission {f'predict:{name}'!r} is required.")
+        permission = f"predict:{name}"  # the dataplane's 403, whichever condition failed
+        raise Forbidden(f"Permission {permission!r} is required.")
 
 
 def _may_see(identity: Identity, name: str) -> bool:
