@@ -9,7 +9,7 @@ import torch
 
 from app import create_app
 from tests.conftest import KEK, KEK_ID, SEALED, Auth, Sealer
-from tests.fixtures import tiny_mlp, write_variants
+from tests.fixtures import MLP_MANIFEST, tiny_mlp, write_variants
 
 ROWS = [[0.1, 0.2, 0.3, 0.4], [-1.0, 0.5, 2.0, 1.0], [3.0, -2.0, 0.0, 1.5]]
 EXACT = tiny_mlp()(torch.tensor(ROWS)).detach()
@@ -217,3 +217,22 @@ def test_v2_metadata_describes_the_tensors_inference_returns(gateway, call, mode
     for described, tensor in zip(metadata.json["outputs"], returned, strict=True):
         assert len(described["shape"]) == len(tensor["shape"])
         assert all(d in (-1, n) for d, n in zip(described["shape"], tensor["shape"], strict=True))
+
+
+def test_a_reload_applies_a_changed_output_policy(overrides, tmp_path):
+    root = write_variants(tmp_path / "repository", {"m": ""}, kek_id=KEK_ID, kek=KEK)
+    app = create_app({**overrides, "model_repository": str(root)})
+    auth = Auth(app)
+    client, sealer = app.test_client(), Sealer(*auth.payload_key("alice"))
+
+    def outputs() -> list:
+        response = client.post("/predict/m", data=sealer.seal({"inputs": ROWS}),
+                               content_type=SEALED, headers=auth.headers("alice"))
+        assert response.status_code == 200
+        return sealer.open(response.data)["outputs"]
+
+    assert close(outputs(), EXACT)
+    (root / "m" / "model.toml").write_text(MLP_MANIFEST + POLICIES["labelsonly"])
+    reloaded = client.post("/models/reload", headers=auth.headers("root", ("admin",)))
+    assert reloaded.status_code == 200
+    assert outputs() == TOP_CLASS
