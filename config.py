@@ -80,6 +80,8 @@ class Settings:
     jwt_jwks_file: str = _setting("", "also accept an identity provider's tokens signed by the "
                                   "keys of this JWKS file (docs/external-tokens.md)")
     jwt_roles_claim: str = _setting("roles", "dotted path of the roles claim in external tokens")
+    jwt_attributes_claim: str = _setting("attributes", "dotted path of the attributes object "
+                                         "in external tokens (docs/access-control.md)")
     master_key: bytes = _setting(b"", "32 bytes as base64url: wraps payload keys at rest and "
                                  "keys the audit chain", secret=True)
     previous_master_keys: tuple[bytes, ...] = _setting(None, "earlier MASTER_KEYs, comma-"

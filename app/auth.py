@@ -15,6 +15,7 @@ from app.guard import authenticate
 from app.lifecycle import current_facts, record_ahead
 from app.ratelimit import token_rate_limited
 from errors import GatewayError, InvalidRequest
+from security.attributes import as_claim
 from security.identity import Principal
 from security.strict_json import loads_strict
 from security.tokens import mark_lifetime
@@ -63,7 +64,8 @@ def revoke():
     gateway = current_gateway()
     claims = gateway.verifier.read_for_revocation(value)
     allowed = claims is not None and (
-        claims["sub"] == caller.subject or gateway.policy.allows(caller.roles, "tokens:revoke"))
+        claims["sub"] == caller.subject
+        or gateway.policy.allows(caller.roles, "tokens:revoke", caller.attributes))
     if allowed:
         record_ahead()  # 503 here: nothing revoked
         ttl = mark_lifetime(claims, time.time())
@@ -81,12 +83,13 @@ def _revoking_caller() -> tuple[Principal, dict[str, str]]:
     scheme = request.headers.get("Authorization", "").partition(" ")[0].lower()
     if scheme and scheme != "basic":
         identity = authenticate()
-        return Principal(identity.subject, identity.roles), _form_params(InvalidRequest)
+        caller = Principal(identity.subject, identity.roles, attributes=identity.attributes)
+        return caller, _form_params(InvalidRequest)
     params = _form_params(InvalidRequest)
     if scheme == "basic" or params.get("client_id"):
         return _authenticated_client(params), params
     identity = authenticate()  # no credentials at all: 401 with the Bearer challenge
-    return Principal(identity.subject, identity.roles), params
+    return Principal(identity.subject, identity.roles, attributes=identity.attributes), params
 
 
 @bp.get("/whoami")
@@ -160,6 +163,8 @@ GRANTS: dict[str, Callable[[Mapping[str, str]], dict]] = {
 
 def _issue(principal: Principal, family: str | None) -> dict:
     claims: dict = {"roles": list(principal.roles), "gen": principal.generation}
+    if principal.attributes:  # role conditions compare them (docs/access-control.md)
+        claims["attributes"] = as_claim(principal.attributes)
     if family:
         claims["fam"] = family
     body = {

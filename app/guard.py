@@ -45,7 +45,9 @@ def identify(*, check_revocation: bool) -> tuple[Identity, Mapping[str, Any]]:
 
 
 def require_permission(identity: Identity, permission: str) -> None:
-    if not current_gateway().policy.allows(identity.roles, permission):
+    """403 unless the caller's roles grant `permission`, outright or under a condition on the
+    caller's attributes (model-scoped checks pass the model's too: app/predict.py)."""
+    if not current_gateway().policy.allows(identity.roles, permission, identity.attributes):
         raise Forbidden(f"Permission {permission!r} is required.")
 
 

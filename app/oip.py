@@ -16,9 +16,10 @@ from flask import Blueprint, request
 from app import health
 from app.gateway import current_gateway
 from app.guard import authenticate, token_required
-from app.predict import call_model, require_visible
+from app.predict import call_model, caller_policy, require_visible
 from errors import ModelNotFound
 from models import oip_tensors
+from models.output_policy import FULL_SCORES, OutputPolicy
 from models.runner import ModelRunner
 
 BINARY_DATA_HEADER = "Inference-Header-Content-Length"
@@ -53,11 +54,12 @@ def model_metadata(name: str, version: str | None = None):
     """OIP model metadata: {"name", "versions", "platform", "inputs", "outputs"}; each tensor
     {"name", "datatype", "shape"} (-1 = any size). 403 without models:read or predict:<name>,
     then 404 for an unknown model or version."""
-    require_visible(authenticate(), name)
+    identity = authenticate()
+    require_visible(identity, name)
     described = current_gateway().registry.describe(name)
     if version is not None and version not in described["versions"]:
         raise ModelNotFound(name, version)
-    return oip_tensors.model_metadata(described)
+    return oip_tensors.model_metadata(described, caller_policy(identity, name) or FULL_SCORES)
 
 
 @bp.get("/models/<name>/ready")
@@ -83,8 +85,9 @@ def infer(name: str, version: str | None = None):
     return call_model(name, version, _infer, unsupported)
 
 
-def _infer(runner: ModelRunner, payload: dict[str, Any], _request_id: str) -> dict[str, Any]:
-    return oip_tensors.infer(runner, payload)
+def _infer(runner: ModelRunner, payload: dict[str, Any], _request_id: str,
+           policy: OutputPolicy) -> dict[str, Any]:
+    return oip_tensors.infer(runner, payload, policy)
 
 
 def _server_version() -> str:

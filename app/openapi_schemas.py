@@ -97,8 +97,19 @@ def model_schemas() -> dict[str, Schema]:
             "outputs": {"type": "array", "items": ref("TensorSpec")},
             "device": _string("Where the model runs, e.g. cpu or cuda:0."),
             "ready": {"type": "boolean", "description": "The default version is loaded."},
+            "output_policy": {"anyOf": [ref("OutputPolicy"), {"type": "null"}],
+                              "description": "In /models: the policy of this caller's replies "
+                                             "(null when the manifest cannot be read)."},
         }, ("name", "versions", "default_version", "inputs", "outputs", "device", "ready"),
             additionalProperties=False),
+        "OutputPolicy": _object({
+            "mode": {"enum": ["scores", "top_k", "labels"]},
+            "top_k": {"type": ["integer", "null"], "minimum": 1},
+            "decimals": {"type": ["integer", "null"], "minimum": 0},
+            "noise": {"type": ["number", "null"], "exclusiveMinimum": 0,
+                      "description": "Scale of the Laplace noise added to every score."},
+        }, ("mode", "top_k", "decimals", "noise"), additionalProperties=False,
+            description="What this caller's replies carry (docs/models.md, [output])."),
         "ModelList": _object({"models": {"type": "array", "items": ref("Model")}},
                              ("models",), additionalProperties=False),
     }
@@ -164,6 +175,9 @@ def predict_schemas() -> dict[str, Schema]:
             "outputs": {"oneOf": [ref("OutputTensor"), {
                 "type": "object", "additionalProperties": ref("OutputTensor"),
                 "description": "Named outputs, for a request with named inputs."}]},
+            "indices": {"oneOf": [ref("OutputTensor"), {
+                "type": "object", "additionalProperties": ref("OutputTensor")}],
+                "description": "Under a top_k output policy: the class index of each score."},
             "labels": {"anyOf": [{"type": "string"}, ref("LabelTensor")],
                        "description": "When the model declares labels."},
             "request_id": {"type": "string"},

@@ -8,11 +8,12 @@ from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.gateway import current_gateway
-from app.guard import authenticate, identify, require_permission
+from app.guard import authenticate, identify
 from app.lifecycle import current_facts
 from dataplane.call import CallRequest, Respond
 from dataplane.payload import Body
-from errors import ModelNotFound, PayloadTooLarge
+from errors import Forbidden, ModelNotFound, PayloadTooLarge
+from models.output_policy import OutputPolicy
 from models.runner import ModelRunner
 from security.tokens import Identity
 
@@ -22,8 +23,9 @@ bp = Blueprint("predict", __name__)
 @bp.post("/predict/<name>")
 @bp.post("/predict/<name>/versions/<version>")
 def predict(name: str, version: str | None = None):
-    def respond(runner: ModelRunner, payload: dict[str, Any], request_id: str) -> dict:
-        return {"model": name, "version": runner.version, **runner.predict(payload),
+    def respond(runner: ModelRunner, payload: dict[str, Any], request_id: str,
+                policy: OutputPolicy) -> dict:
+        return {"model": name, "version": runner.version, **runner.predict(payload, policy),
                 "request_id": request_id}
     return call_model(name, version, respond)
 
@@ -71,25 +73,44 @@ def read_stream(size: int) -> bytes:
 def list_models():
     identity = authenticate()
     gateway = current_gateway()
-    visible = [n for n in gateway.registry.names() if _may_see(identity.roles, n)]
-    return {"models": [gateway.registry.describe(n) for n in visible]}
+    visible = [n for n in gateway.registry.names() if _may_see(identity, n)]
+    return {"models": [_describe(identity, n) for n in visible]}
 
 
 @bp.get("/models/<name>")
 def describe_model(name: str):
-    require_visible(authenticate(), name)
-    registry = current_gateway().registry
-    if name not in registry.names():
+    identity = authenticate()
+    require_visible(identity, name)
+    if name not in current_gateway().registry.names():
         raise ModelNotFound(name)
-    return registry.describe(name)
+    return _describe(identity, name)
+
+
+def _describe(identity: Identity, name: str) -> dict[str, Any]:
+    """The registry's description plus the output policy that applies to this caller."""
+    policy = caller_policy(identity, name)
+    return {**current_gateway().registry.describe(name),
+            "output_policy": policy.describe() if policy else None}
+
+
+def caller_policy(identity: Identity, name: str) -> OutputPolicy | None:
+    """The output policy of this caller's replies from model `name` (also for /v2 metadata);
+    None when its manifest cannot be read."""
+    manifest = current_gateway().registry.manifest(name)
+    return manifest.output.for_roles(identity.roles) if manifest else None
 
 
 def require_visible(identity: Identity, name: str) -> None:
     """403 unless the caller holds models:read or predict:<name> (also used by /v2/models)."""
-    if not _may_see(identity.roles, name):
-        require_permission(identity, f"predict:{name}")  # raises the 403
+    if not _may_see(identity, name):
+        permission = f"predict:{name}"  # the dataplane's 403, whichever condition failed
+        raise Forbidden(f"Permission {permission!r} is required.")
 
 
-def _may_see(roles: tuple[str, ...], name: str) -> bool:
-    policy = current_gateway().policy
-    return policy.allows(roles, "models:read") or policy.allows(roles, f"predict:{name}")
+def _may_see(identity: Identity, name: str) -> bool:
+    """models:read or predict:<name>, conditions met by the caller's and the model's
+    attributes: /models lists only what the caller may call or read."""
+    gateway = current_gateway()
+    model = gateway.registry.attributes(name)
+    return any(gateway.policy.allows(identity.roles, permission, identity.attributes, model)
+               for permission in ("models:read", f"predict:{name}"))

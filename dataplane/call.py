@@ -2,7 +2,8 @@
 
     1. authenticate   done by the caller: the token's signature and claims (cached per worker)
     2. authorize      permission "predict:<model>" from the caller's roles        403
-                      (and not flagged by the extraction monitor when it refuses)
+                      (a conditional grant: the caller's and model's attributes; and not
+                      flagged by the extraction monitor when it refuses)
        resolve        the model and version: known 404, loaded 503
     3. open envelope  media type 415, size 413, JWE with a payload key of the caller 400/403
        admission      one store round trip: token revoked 401, rate limit 429, replay 400,
@@ -10,6 +11,7 @@
     4. validate       inputs against the model's declared inputs                   422
     5. infer          torch, inference_mode, on the model's device (batched when declared);
                       the extraction monitor observes the rows (dataplane.watch)         403
+       cut outputs    to the caller's output policy (model.toml [output]), before rendering
     6. seal reply     same key, fresh IV
     7. audit          by the finishing hook, from the RequestFacts this call filled in
 
@@ -44,6 +46,7 @@ from errors import (
     TokenRevoked,
     UnsupportedMediaType,
 )
+from models.output_policy import OutputPolicy
 from models.registry import ModelRegistry
 from models.runner import ModelRunner
 from security.admission import Admission, AdmissionRequest, Counter, RateLimit
@@ -52,8 +55,9 @@ from security.rbac import Policy
 from security.store import SharedStore
 from security.tokens import INVALID_TOKEN_CHALLENGE, Identity, revocation_keys
 
-# A protocol's answer for one opened request: (runner, request JSON, request id) -> reply JSON.
-Respond = Callable[[ModelRunner, dict[str, Any], str], dict[str, Any]]
+# A protocol's answer for one opened request: (runner, request JSON, request id, the caller's
+# output policy, which it applies between inference and rendering) -> reply JSON.
+Respond = Callable[[ModelRunner, dict[str, Any], str, OutputPolicy], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,12 +110,14 @@ class ModelCall:
         facts.subject = call.identity.subject
         if self.watch is not None:
             runner = self.watch.watched(runner, call.identity.subject, facts.request_id)
-        body = call.respond(runner, parse_object(opened.plaintext), facts.request_id)
+        policy = runner.manifest.output.for_roles(call.identity.roles)
+        body = call.respond(runner, parse_object(opened.plaintext), facts.request_id, policy)
         return Reply(*seal_reply(body, opened), headers=usage_headers(admitted.usage))
 
     def _authorize(self, call: CallRequest) -> None:
-        permission = f"predict:{call.model}"
-        if not self.policy.allows(call.identity.roles, permission):
+        permission = f"predict:{call.model}"  # and role conditions on both sides' attributes
+        if not self.policy.allows(call.identity.roles, permission, call.identity.attributes,
+                                  self.registry.attributes(call.model)):
             raise Forbidden(f"Permission {permission!r} is required.")
         if self.watch is not None:
             self.watch.check(call.identity.subject, call.model)

@@ -11,7 +11,16 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from models.device import is_device_setting
+from models.manifest_fields import FieldError as _FieldError
+from models.manifest_fields import check_keys as _check_keys
+from models.manifest_fields import integer as _integer
+from models.manifest_fields import string as _string
+from models.manifest_fields import table as _table
+from models.manifest_fields import type_name as _type_name
+from models.output_manifest import parse_output
+from models.output_policy import OutputPolicies
 from security.admission import RateLimit
+from security.attributes import NO_ATTRIBUTES, Attributes, InvalidAttributes, parse_attributes
 
 DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "uint8", "bool")
 TENSOR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
@@ -19,18 +28,11 @@ ARCHITECTURE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z
 VERSION = re.compile(r"0|[1-9][0-9]*")
 T = TypeVar("T")
 TOP_KEYS = ("architecture", "arguments", "default_version", "device", "labels",
-            "inputs", "outputs", "limits", "batching", "quota")
+            "inputs", "outputs", "limits", "batching", "quota", "output", "attributes")
 
 
 class ManifestError(Exception):
     """A model.toml that cannot be served; the message names the file and the field."""
-
-
-class _FieldError(Exception):
-    """One bad field, before the file name is known to the message."""
-
-    def __init__(self, where: str, problem: str):
-        super().__init__(f"{where}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class ModelManifest:
     limits: Limits = field(default_factory=Limits)
     batching: Batching | None = None
     quota: RateLimit | None = None  # [quota] per_subject: model calls per subject, all versions
+    output: OutputPolicies = field(default_factory=OutputPolicies)
+    attributes: Attributes = field(default_factory=lambda: NO_ATTRIBUTES)
 
 
 def load_manifest(path: Path, name: str) -> ModelManifest:
@@ -115,48 +119,13 @@ def parse_manifest(data: Mapping[str, Any], name: str) -> ModelManifest:
         limits=_limits(data.get("limits", {})),
         batching=_optional(data, "batching", _batching),
         quota=_optional(data, "quota", lambda value, where: _quota(value, where, name)),
+        output=parse_output(data["output"], outputs) if "output" in data else OutputPolicies(),
+        attributes=_optional(data, "attributes", _attributes) or NO_ATTRIBUTES,
     )
-
-
-def _check_keys(table: Mapping[str, Any], allowed: tuple[str, ...],
-                required: tuple[str, ...], where: str) -> None:
-    prefix = f"{where}." if where else ""
-    for key in table:
-        if key not in allowed:
-            raise _FieldError(f"{prefix}{key}",
-                              f"unknown key (expected one of {', '.join(allowed)})")
-    for key in required:
-        if key not in table:
-            raise _FieldError(f"{prefix}{key}", "required")
 
 
 def _optional(data: Mapping[str, Any], key: str, parse: Callable[[Any, str], T]) -> T | None:
     return parse(data[key], key) if key in data else None
-
-
-def _type_name(value: Any) -> str:
-    return {dict: "table", list: "array", str: "string", bool: "boolean",
-            int: "integer", float: "float"}.get(type(value), type(value).__name__)
-
-
-def _string(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise _FieldError(where, f"expected a string, got {_type_name(value)}")
-    return value
-
-
-def _integer(value: Any, where: str, *, minimum: int) -> int:
-    if type(value) is not int:
-        raise _FieldError(where, f"expected an integer, got {_type_name(value)}")
-    if value < minimum:
-        raise _FieldError(where, f"must be at least {minimum}, got {value}")
-    return value
-
-
-def _table(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _FieldError(where, f"expected a table, got {_type_name(value)}")
-    return value
 
 
 def _tensor_specs(value: Any, where: str) -> tuple[TensorSpec, ...]:
@@ -256,3 +225,8 @@ def _quota(value: Any, where: str, name: str) -> RateLimit:
         raise _FieldError(f"{where}.per_subject", f"expected a limit like '10000/day' or "
                           f"'1000/hour;10000/day', got {text!r}")
     return quota
+def _attributes(value: Any, where: str) -> Attributes:
+    try:
+        return parse_attributes(_table(value, where))
+    except InvalidAttributes as exc:
+        raise _FieldError(where, str(exc)) from None

@@ -17,6 +17,7 @@ import torch
 
 from errors import InvalidInput
 from models.manifest import ModelManifest, TensorSpec
+from models.output_policy import FULL_SCORES, INDICES_SUFFIX, OutputPolicy, ShapedOutputs
 from models.outputs import flat_json_list
 from models.runner import MAX_DEPTH, ModelRunner
 
@@ -50,37 +51,54 @@ def metadata_tensor(described: Mapping[str, Any]) -> dict[str, Any]:
             "shape": list(described["shape"])}
 
 
-def model_metadata(described: Mapping[str, Any]) -> dict[str, Any]:
-    """`$metadata_model_response` from ModelRegistry.describe()."""
+def model_metadata(described: Mapping[str, Any],
+                   policy: OutputPolicy = FULL_SCORES) -> dict[str, Any]:
+    """`$metadata_model_response` from ModelRegistry.describe(): the outputs as a reply under
+    the caller's output policy carries them."""
     return {"name": described["name"], "versions": list(described["versions"]),
             "platform": PLATFORM,
             "inputs": [metadata_tensor(spec) for spec in described["inputs"]],
-            "outputs": [metadata_tensor(spec) for spec in described["outputs"]]}
+            "outputs": [metadata_tensor(spec)
+                        for spec in policy.reply_outputs(described["outputs"])]}
 
 
-def infer(runner: ModelRunner, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """`$inference_request` in, `$inference_response` out; InvalidInput (422) on a bad tensor."""
+def infer(runner: ModelRunner, payload: Mapping[str, Any],
+          policy: OutputPolicy = FULL_SCORES) -> dict[str, Any]:
+    """`$inference_request` in, `$inference_response` out, cut to `policy`; InvalidInput (422)
+    on a bad tensor."""
     request = parse_request(payload, runner.manifest)
     batch = runner.prepare({"inputs": dict(request.inputs)})
     for name, tensor in batch.items():
         if tuple(tensor.shape) != request.shapes[name]:
             raise InvalidInput(f"inputs.{name}: shape {list(request.shapes[name])} does not "
                                f"match the nested data ({list(tensor.shape)})")
-    outputs = runner.run(batch)
+    shaped = policy.apply(runner.run(batch), None)
     body: dict[str, Any] = {"model_name": runner.manifest.name, "model_version": runner.version}
     if request.id is not None:
         body["id"] = request.id
-    body["outputs"] = render_outputs(outputs, request.outputs, runner.manifest)
+    body["outputs"] = render_outputs(shaped, request.outputs, runner.manifest)
     return body
 
 
-def render_outputs(outputs: Mapping[str, torch.Tensor], names: Iterable[str],
+def render_outputs(shaped: ShapedOutputs, names: Iterable[str],
                    manifest: ModelManifest) -> list[dict[str, Any]]:
-    """`$response_output` objects, data flat and row-major, in the order `names` gives."""
+    """`$response_output` objects, data flat and row-major, in the order `names` gives; a top_k
+    output is followed by its `<name>.indices` (INT64)."""
     dtypes = {spec.name: spec.dtype for spec in manifest.outputs}
-    return [{"name": name, "datatype": DATATYPES[dtypes[name]],
-             "shape": list(outputs[name].shape), "data": flat_json_list(outputs[name])}
-            for name in names]
+    rendered = []
+    for name in names:
+        rendered.append(_output_tensor(name, shaped.tensors[name], dtypes[name]))
+        if name in shaped.indices:
+            rendered.append(_output_tensor(name + INDICES_SUFFIX, shaped.indices[name], "int64"))
+    return rendered
+
+
+def _output_tensor(name: str, tensor: torch.Tensor, declared: str) -> dict[str, Any]:
+    """Scores keep their declared datatype (rounding and noise run in float64 only so that
+    they print short); a labels-mode output is the INT64 class index."""
+    dtype = declared if tensor.is_floating_point() else str(tensor.dtype).removeprefix("torch.")
+    return {"name": name, "datatype": DATATYPES[dtype], "shape": list(tensor.shape),
+            "data": flat_json_list(tensor)}
 
 
 def parse_request(payload: Mapping[str, Any], manifest: ModelManifest) -> OipRequest:

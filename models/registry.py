@@ -23,6 +23,7 @@ from models.manifest import ManifestError, ModelManifest, TensorSpec, load_manif
 from models.repository import ModelEntry, default_version, scan_repository
 from models.runner import ModelRunner
 from models.weights import load_sealed_state_dict
+from security.attributes import NO_ATTRIBUTES, Attributes
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +121,16 @@ class ModelRegistry:
             "device": state.device,
             "ready": (state.default_version or "") in state.runners,
         }
+
+    def manifest(self, name: str) -> ModelManifest | None:
+        """The model's manifest as served now; None when unknown or unreadable."""
+        state = self._models.get(name)
+        return state.manifest if state is not None else None
+
+    def attributes(self, name: str) -> Attributes:
+        """The model's [attributes]; none when unknown, so that every condition on them fails."""
+        manifest = self.manifest(name)
+        return manifest.attributes if manifest is not None else NO_ATTRIBUTES
 
     def failures(self) -> dict[str, str]:
         """Why things are not served: "name" or "name/version" -> reason (operator-facing)."""

@@ -14,6 +14,7 @@ from torch import nn
 from errors import InvalidInput
 from models.batcher import Batcher
 from models.manifest import ModelManifest, TensorSpec
+from models.output_policy import FULL_SCORES, OutputPolicy, ShapedOutputs
 from models.outputs import json_list
 
 TORCH_DTYPES = {
@@ -106,6 +107,11 @@ def _label_rows(indices: Any, labels: tuple[str, ...]) -> Any:
     return labels[indices]
 
 
+def _lists(tensors: Mapping[str, torch.Tensor], bare: bool) -> Any:
+    lists = {name: json_list(tensor) for name, tensor in tensors.items()}
+    return next(iter(lists.values())) if bare else lists
+
+
 @dataclass(frozen=True, eq=False)
 class ModelRunner:
     """A loaded model version; `forward` is a pure function of one batch (for the batcher)."""
@@ -119,10 +125,17 @@ class ModelRunner:
     # raise a GatewayError to withhold the reply (dataplane.watch, the extraction monitor).
     observe: Observer | None = field(default=None, repr=False)
 
-    def predict(self, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """Checked inputs, inference and the reply body for one decrypted request."""
+    def predict(self, payload: Mapping[str, Any],
+                policy: OutputPolicy = FULL_SCORES) -> dict[str, Any]:
+        """Checked inputs, inference and the reply body, cut to `policy`, for one request."""
         batch = self.prepare(payload)
-        return self.render(self.run(batch), named=not isinstance(payload["inputs"], list))
+        shaped = policy.apply(self.run(batch), self.labelled_output)
+        return self.render(shaped, named=not isinstance(payload["inputs"], list))
+
+    @property
+    def labelled_output(self) -> str | None:
+        """The output whose top class per row the reply labels, when the model has labels."""
+        return self.manifest.outputs[0].name if self.manifest.labels is not None else None
 
     def run(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One request's `forward`, shared with concurrent requests when the model batches."""
@@ -155,14 +168,15 @@ class ModelRunner:
             self._check_output(spec, outputs[spec.name], rows=args[0].shape[0])
         return outputs
 
-    def render(self, outputs: Mapping[str, torch.Tensor], named: bool) -> dict[str, Any]:
-        """The reply body: bare outputs for the one-input form of a one-output model."""
-        lists = {name: json_list(tensor) for name, tensor in outputs.items()}
-        first = self.manifest.outputs[0].name
-        body: dict[str, Any] = {"outputs": lists if named or len(lists) != 1 else lists[first]}
-        if self.manifest.labels is not None:
-            top = outputs[first].argmax(dim=-1).cpu().tolist()
-            body["labels"] = _label_rows(top, self.manifest.labels)
+    def render(self, shaped: ShapedOutputs, named: bool) -> dict[str, Any]:
+        """The reply body: bare outputs (and indices) for the one-input form of a one-output
+        model; `indices` only under a top_k policy."""
+        bare = not named and len(shaped.tensors) == 1
+        body: dict[str, Any] = {"outputs": _lists(shaped.tensors, bare)}
+        if shaped.indices:
+            body["indices"] = _lists(shaped.indices, bare)
+        if self.manifest.labels is not None and shaped.top_class is not None:
+            body["labels"] = _label_rows(shaped.top_class.cpu().tolist(), self.manifest.labels)
         return body
 
     def warm_up(self) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Column, Engine, Integer, String, Table, delete, insert, select, update
 
+from security.attributes import NO_ATTRIBUTES, Attributes
+from security.identity_attributes import identity_attributes, read_attributes, write_attributes
 from security.passwords import hash_password, needs_rehash, verify_password
 from security.schema import metadata
 
@@ -49,11 +52,13 @@ class IdentityError(Exception):
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated user or client: the subject and roles a token is issued for."""
+    """An authenticated user or client: the subject, roles and attributes a token is issued
+    for."""
 
     subject: str
     roles: tuple[str, ...]
     generation: int = 0
+    attributes: Attributes = field(default_factory=lambda: NO_ATTRIBUTES, compare=False)
 
 
 def _encode_roles(roles: tuple[str, ...] | list[str]) -> str:
@@ -82,24 +87,26 @@ class Directory:
     def __init__(self, engine: Engine):
         self._engine = engine
 
-    def create_user(self, username: str, password: str, roles: list[str]) -> Principal:
+    def create_user(self, username: str, password: str, roles: list[str],
+                    attributes: Attributes = NO_ATTRIBUTES) -> Principal:
         if not username or len(username) > 255 or username != username.strip():
             raise IdentityError("a username is 1-255 characters without surrounding spaces")
         _check_password(password)
         self._insert_unique(users, username, {
             "username": username, "password_hash": hash_password(password),
-            "roles": _encode_roles(roles), "created_at": int(time.time())})
-        return Principal(username, tuple(roles))
+            "roles": _encode_roles(roles), "created_at": int(time.time())}, attributes)
+        return Principal(username, tuple(roles), attributes=attributes)
 
-    def create_client(self, client_id: str, roles: list[str]) -> tuple[Principal, str]:
+    def create_client(self, client_id: str, roles: list[str],
+                      attributes: Attributes = NO_ATTRIBUTES) -> tuple[Principal, str]:
         """Returns the principal and its secret, which is shown once and stored only hashed."""
         if not client_id or len(client_id) > 255 or client_id != client_id.strip():
             raise IdentityError("a client id is 1-255 characters without surrounding spaces")
         secret = secrets.token_urlsafe(32)
         self._insert_unique(clients, client_id, {
             "client_id": client_id, "secret_sha256": _secret_digest(secret),
-            "roles": _encode_roles(roles), "created_at": int(time.time())})
-        return Principal(client_id, tuple(roles)), secret
+            "roles": _encode_roles(roles), "created_at": int(time.time())}, attributes)
+        return Principal(client_id, tuple(roles), attributes=attributes), secret
 
     def authenticate_user(self, username: str, password: str) -> Principal | None:
         """The user, unless the password is wrong or the user is unknown or disabled."""
@@ -134,7 +141,18 @@ class Directory:
         disabled, generation = self.status(principal.subject)
         if disabled:
             return None
-        return Principal(principal.subject, principal.roles, generation)
+        return replace(principal, generation=generation,
+                       attributes=self.attributes(principal.subject))
+
+    def attributes(self, subject: str) -> Attributes:
+        with self._engine.connect() as conn:
+            return read_attributes(conn, subject)
+
+    def set_attributes(self, subject: str, attributes: Attributes) -> None:
+        """Replace the attributes of a user or client (its tokens carry the old ones until
+        security/identity_admin.py ends them)."""
+        with self._engine.begin() as conn:
+            write_attributes(conn, subject, attributes, int(time.time()))
 
     # --- administration (security/identity_admin.py ends tokens and keys around these) ---
 
@@ -180,20 +198,26 @@ class Directory:
     def list(self, kind: str) -> list[dict]:
         """Every user or client, by name: roles, creation time, disabled; never a secret."""
         table, column = KINDS[kind]
-        status = identity_status
-        query = (select(table.c[column], table.c.roles, table.c.created_at, status.c.disabled)
-                 .select_from(table.outerjoin(status, status.c.subject == table.c[column]))
+        status, attrs = identity_status, identity_attributes
+        query = (select(table.c[column], table.c.roles, table.c.created_at, status.c.disabled,
+                        attrs.c.attributes)
+                 .select_from(table.outerjoin(status, status.c.subject == table.c[column])
+                              .outerjoin(attrs, attrs.c.subject == table.c[column]))
                  .order_by(table.c[column]))
         with self._engine.connect() as conn:
             rows = conn.execute(query).all()
         return [{column: row[0], "roles": list(_decode_roles(row.roles)),
-                 "created_at": row.created_at, "disabled": bool(row.disabled)} for row in rows]
+                 "created_at": row.created_at, "disabled": bool(row.disabled),
+                 "attributes": json.loads(row.attributes or "{}")} for row in rows]
 
     def delete(self, kind: str, name: str) -> bool:
         """Remove the user or client (its status row stays: generations never repeat)."""
         table, column = KINDS[kind]
         with self._engine.begin() as conn:
-            return bool(conn.execute(delete(table).where(table.c[column] == name)).rowcount)
+            deleted = bool(conn.execute(delete(table).where(table.c[column] == name)).rowcount)
+        if not self.is_known(name):  # a recreated user or client must not inherit them
+            self.set_attributes(name, NO_ATTRIBUTES)
+        return deleted
 
     def set_password(self, username: str, password: str) -> None:
         _check_password(password)
@@ -214,8 +238,11 @@ class Directory:
         return conn.execute(select(identity_status.c.subject)
                             .where(identity_status.c.subject == subject)).first()
 
-    def _insert_unique(self, table: Table, key: str, values: dict) -> None:
+    def _insert_unique(self, table: Table, key: str, values: dict,
+                       attributes: Attributes) -> None:
         with self._engine.begin() as conn:
             if conn.execute(select(table).where(table.primary_key.columns[0] == key)).first():
                 raise IdentityError(f"{key!r} already exists")
             conn.execute(insert(table).values(**values))
+            if attributes:
+                write_attributes(conn, key, attributes, values["created_at"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from security.attributes import Attributes
 from security.identity import KINDS, Directory, IdentityError
 from security.keys import PayloadKeyring
 from security.store import SharedStore
@@ -32,7 +33,8 @@ class Ended:
 
 
 class IdentityAdmin:
-    """disable, enable, delete, set-password, rotate-secret; each ends what it must."""
+    """disable, enable, delete, set-password, set-attributes, rotate-secret; each ends what it
+    must."""
 
     def __init__(self, directory: Directory, keyring: PayloadKeyring, store: SharedStore, *,
                  token_lifetime: int):
@@ -59,6 +61,13 @@ class IdentityAdmin:
         self._require("user", username)
         self._directory.set_password(username, password)
         return self._end(username, disabled=self._directory.status(username)[0], keys=False)
+
+    def set_attributes(self, kind: str, name: str, attributes: Attributes) -> Ended:
+        """Tokens carry the attributes they were issued with: they end, and the next ones
+        carry the new attributes (a tenant moved is out of its old tenant at once)."""
+        self._require(kind, name)
+        self._directory.set_attributes(name, attributes)
+        return self._end(name, disabled=self._directory.status(name)[0], keys=False)
 
     def rotate_secret(self, client_id: str) -> tuple[str, Ended]:
         self._require("client", client_id)

@@ -17,7 +17,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
@@ -25,6 +25,14 @@ from typing import Any
 import jwt
 
 from errors import TokenExpired, TokenRevoked, Unauthorized
+from security.attributes import (
+    NO_ATTRIBUTES,
+    Attributes,
+    InvalidAttributes,
+    attributes_at,
+    claim_at,
+    parse_attributes,
+)
 from security.encoding import b64url_decode
 from security.jwks import VerificationKey
 from security.signing_keys import SigningKey, SigningKeyring, current_key
@@ -47,6 +55,7 @@ class Identity:
     token_id: str
     family: str | None
     expires_at: int
+    attributes: Attributes = field(default_factory=lambda: NO_ATTRIBUTES, compare=False)
 
 
 def mark_lifetime(claims: Mapping[str, Any], now: float) -> int:
@@ -98,8 +107,8 @@ class TokenVerifier:
     def __init__(self, *, algorithm: str, key: Any, issuer: str, audience: str,
                  is_revoked: Callable[[Sequence[str]], bool],
                  external_keys: Mapping[str, VerificationKey] | None = None,
-                 roles_claim: str = "roles", previous: Sequence[SigningKey] = (),
-                 clock: Callable[[], float] = time.time):
+                 roles_claim: str = "roles", attributes_claim: str = "attributes",
+                 previous: Sequence[SigningKey] = (), clock: Callable[[], float] = time.time):
         self.signing = SigningKeyring(current_key(algorithm, key), previous)
         self._clock = clock
         self._header_kid = lru_cache(maxsize=256)(header_kid)
@@ -108,8 +117,8 @@ class TokenVerifier:
         self._is_revoked = is_revoked
         self._options = {"require": list(REQUIRED_CLAIMS)}
         self._external = ExternalTokenVerifier(
-            external_keys, issuer=issuer, audience=audience,
-            roles_claim=roles_claim) if external_keys else None
+            external_keys, issuer=issuer, audience=audience, roles_claim=roles_claim,
+            attributes_claim=attributes_claim) if external_keys else None
         self._cache = VerifiedTokenCache(clock=clock)
 
     def verify(self, token: str, *, expected_type: str = "access") -> Mapping[str, Any]:
@@ -192,12 +201,14 @@ class ExternalTokenVerifier:
     """Verifies an identity provider's access tokens, each with its key's one algorithm."""
 
     def __init__(self, keys: Mapping[str, VerificationKey], *, issuer: str, audience: str,
-                 roles_claim: str, leeway: int = EXTERNAL_LEEWAY_SECONDS):
+                 roles_claim: str, attributes_claim: str = "attributes",
+                 leeway: int = EXTERNAL_LEEWAY_SECONDS):
         self._keys = dict(keys)
         self.leeway = leeway
         self._kwargs = {"issuer": issuer, "audience": audience, "leeway": leeway}
         self._options = {"require": list(EXTERNAL_REQUIRED_CLAIMS)}
         self._roles_claim = roles_claim
+        self._attributes_claim = attributes_claim
         # Header segments repeat (one per signing key), so the kid lookup is a cache hit.
         self._header_kid = lru_cache(maxsize=256)(header_kid)
 
@@ -233,12 +244,14 @@ class ExternalTokenVerifier:
                                options={**self._options, "verify_exp": verify_exp})
 
     def gateway_claims(self, claims: Mapping[str, Any]) -> dict[str, Any]:
-        """Roles from the configured claim, type "access", jti "" when absent, no refresh family."""
+        """Roles and attributes from the configured claims, type "access", jti "" when absent,
+        no refresh family."""
         # fam and gen are the gateway's own claims (refresh family, identity generation)
         gateway = {name: value for name, value in claims.items() if name not in ("fam", "gen")}
         jti = claims.get("jti")
         gateway.update(roles=list(roles_at(claims, self._roles_claim)), type="access",
-                       jti=jti if isinstance(jti, str) else "")
+                       jti=jti if isinstance(jti, str) else "",
+                       attributes=attributes_at(claims, self._attributes_claim))
         return gateway
 
 
@@ -268,15 +281,8 @@ def verify_access_type(header: Mapping[str, Any], claims: Mapping[str, Any]) -> 
 
 
 def roles_at(claims: Mapping[str, Any], path: str) -> tuple[str, ...]:
-    """Roles at a dotted claim path ("realm_access.roles"); anything but a string list is none.
-
-    A claim named by the whole path wins, for namespaced names such as "https://x.example/roles".
-    """
-    value: Any = claims.get(path)
-    if value is None:
-        value = claims
-        for part in path.split("."):
-            value = value.get(part) if isinstance(value, Mapping) else None
+    """Roles at a dotted claim path ("realm_access.roles"); anything but a string list is none."""
+    value = claim_at(claims, path)
     if isinstance(value, list) and all(isinstance(role, str) for role in value):
         return tuple(value)
     return ()
@@ -286,8 +292,13 @@ def identity_from_claims(claims: Mapping[str, Any]) -> Identity:
     roles = claims.get("roles", [])
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise invalid_token("The token's roles claim is not a list of strings.")
+    try:
+        attributes = parse_attributes(claims.get("attributes", {}))
+    except InvalidAttributes:
+        raise invalid_token("The token's attributes claim is not valid.") from None
     return Identity(subject=claims["sub"], roles=tuple(roles), token_id=claims["jti"],
-                    family=claims.get("fam"), expires_at=int(claims["exp"]))
+                    family=claims.get("fam"), expires_at=int(claims["exp"]),
+                    attributes=attributes)
 
 
 def _nonempty(value: Any) -> bool:

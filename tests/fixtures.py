@@ -65,6 +65,13 @@ def write_model(root: Path, name: str, *, kek_id: str, kek: bytes,
     return directory
 
 
+def write_variants(root: Path, tables: Mapping[str, str], *, kek_id: str, kek: bytes) -> Path:
+    """One sealed tiny MLP per name, its MLP_MANIFEST followed by that name's TOML tables."""
+    for name, table in tables.items():
+        write_model(root, name, kek_id=kek_id, kek=kek, manifest=MLP_MANIFEST + table)
+    return root
+
+
 @contextmanager
 def serve_in_thread(wsgi: Callable) -> Iterator[str]:
     """Serve a WSGI app on 127.0.0.1:<free port> in a thread; its base URL while inside."""

@@ -15,6 +15,7 @@ from flask.cli import with_appcontext
 from app.commands import emit, fail, say
 from app.commands.master_key import rewrap_keys
 from app.gateway import current_gateway
+from security.attributes import Attributes, InvalidAttributes, as_claim, parse_attributes
 from security.identity import IdentityError
 from security.identity_admin import IdentityAdmin
 
@@ -28,6 +29,9 @@ role_option = click.option("--role", "roles", multiple=True, required=True,
                            help="A role of the roles file; repeat for several roles.")
 password_option = click.option("--password-stdin", is_flag=True,
                                help="Read the password from standard input.")
+attr_option = click.option("--attr", "attrs", multiple=True, metavar="NAME=VALUE",
+                           help="An attribute that role conditions compare (e.g. tenant=acme); "
+                                "repeat a name for a list (docs/access-control.md).")
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -35,6 +39,20 @@ def _read_password(from_stdin: bool) -> str:
         password = sys.stdin.readline()
         return password[:-1] if password.endswith("\n") else password
     return click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+
+
+def _attributes(pairs: tuple[str, ...]) -> Attributes:
+    """NAME=VALUE pairs as attributes; a name given twice or more holds a list."""
+    values: dict[str, list[str]] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            fail(f"--attr {pair!r}: expected NAME=VALUE")
+        values.setdefault(name, []).append(value)
+    try:
+        return parse_attributes({n: v[0] if len(v) == 1 else v for n, v in values.items()})
+    except InvalidAttributes as exc:
+        fail(f"--attr: {exc}")
 
 
 def _known_roles(roles: tuple[str, ...]) -> list[str]:
@@ -64,23 +82,29 @@ def _administer(action, *args):
 @click.argument("name")
 @role_option
 @password_option
+@attr_option
 @with_appcontext
-def create_user(name: str, roles: tuple[str, ...], password_stdin: bool) -> None:
+def create_user(name: str, roles: tuple[str, ...], password_stdin: bool,
+                attrs: tuple[str, ...]) -> None:
     """Create a user; the password comes from --password-stdin or a prompt."""
-    roles = _known_roles(roles)
+    roles, attributes = _known_roles(roles), _attributes(attrs)
     password = _read_password(password_stdin)
-    principal = _administer(current_gateway().directory.create_user, name, password, roles)
-    emit({"username": principal.subject, "roles": list(principal.roles)})
+    principal = _administer(current_gateway().directory.create_user, name, password, roles,
+                            attributes)
+    emit({"username": principal.subject, "roles": list(principal.roles),
+          **({"attributes": as_claim(attributes)} if attributes else {})})
 
 
 @clients_group.command("create")
 @click.argument("client_id")
 @role_option
+@attr_option
 @with_appcontext
-def create_client(client_id: str, roles: tuple[str, ...]) -> None:
+def create_client(client_id: str, roles: tuple[str, ...], attrs: tuple[str, ...]) -> None:
     """Create a client; its secret is printed once."""
-    roles = _known_roles(roles)
-    principal, secret = _administer(current_gateway().directory.create_client, client_id, roles)
+    roles, attributes = _known_roles(roles), _attributes(attrs)
+    principal, secret = _administer(current_gateway().directory.create_client, client_id, roles,
+                                    attributes)
     say("The client secret is shown once: store it now.")
     emit({"client_id": principal.subject, "client_secret": secret})
 
@@ -108,6 +132,16 @@ def _state_commands(group: click.Group, kind: str, argument: str) -> None:
     def enable(**kwargs) -> None:
         _administer(_admin().enable, kind, kwargs[argument])
         emit({"subject": kwargs[argument], "disabled": False})
+
+    @group.command("set-attributes", help=f"Replace the {kind}'s attributes (none: clear "
+                   "them); its tokens end, so the new ones apply at once.")
+    @click.argument(argument)
+    @attr_option
+    @with_appcontext
+    def set_attributes(attrs: tuple[str, ...], **kwargs) -> None:
+        attributes = _attributes(attrs)
+        ended = _administer(_admin().set_attributes, kind, kwargs[argument], attributes)
+        emit({**ended.to_json(), "attributes": as_claim(attributes)})
 
     @group.command("delete", help=f"Delete the {kind}; end its tokens and payload keys now.")
     @click.argument(argument)

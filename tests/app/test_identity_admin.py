@@ -109,7 +109,7 @@ def test_rotate_secret_ends_the_old_secret_and_tokens(two_workers):
     assert client_login(second, client_id, secret).status_code == 401
     assert whoami(second, client_login(second, client_id, rotated).json["access_token"]) == 200
     listed = {c["client_id"]: c for c in run(first, "clients", "list")["clients"]}
-    assert set(listed[client_id]) == {"client_id", "roles", "created_at", "disabled"}
+    assert set(listed[client_id]) == {"client_id", "roles", "created_at", "disabled", "attributes"}
 
 
 def test_disabled_client_gets_no_token(two_workers):
@@ -127,7 +127,7 @@ def test_users_list_shows_no_secret(app):
         input=PASSWORD + "\n")
     [carol] = run(app, "users", "list")["users"]
     assert carol == {"username": "carol", "roles": ["viewer"],
-                     "created_at": carol["created_at"], "disabled": False}
+                     "created_at": carol["created_at"], "disabled": False, "attributes": {}}
 
 
 @pytest.mark.parametrize("args", [

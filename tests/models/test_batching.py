@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from errors import InvalidInput
+from models.output_policy import FULL_SCORES
 from tests.fixtures import MLP_MANIFEST, tiny_mlp
 from tests.models.concurrent_requests import (
     PATIENT,
@@ -43,7 +44,8 @@ def test_each_request_gets_its_rows_of_the_unbatched_forward():
     results, _ = concurrently([lambda rows=rows: runner.predict({"inputs": rows})
                                for rows in inputs])
     for rows, result in zip(inputs, results, strict=True):
-        alone = runner.render(runner.forward(runner.prepare({"inputs": rows})), named=False)
+        alone = runner.render(FULL_SCORES.apply(
+            runner.forward(runner.prepare({"inputs": rows})), "scores"), named=False)
         assert result["labels"] == alone["labels"]
         torch.testing.assert_close(torch.tensor(result["outputs"]), torch.tensor(alone["outputs"]))
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from models.device import DeviceUnavailable, resolve_device
+from models.output_policy import FULL_SCORES
 from tests.fixtures import MLP_MANIFEST, tiny_mlp
 from tests.models.conftest import FakeCuda, make_runner
 
@@ -72,5 +73,5 @@ def test_real_cuda_inference_matches_cpu():
     outputs = runner.forward(batch)
     assert outputs["scores"].device.type == "cuda"
     expected = tiny_mlp()(torch.tensor(rows))
-    assert torch.allclose(torch.tensor(runner.render(outputs, named=False)["outputs"]), expected,
-                          atol=1e-4)
+    rendered = runner.render(FULL_SCORES.apply(outputs, None), named=False)
+    assert torch.allclose(torch.tensor(rendered["outputs"]), expected, atol=1e-4)
