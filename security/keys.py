@@ -185,17 +185,27 @@ class PayloadKeyring:
         return cached
 
     def _wrap(self, key: bytes, kid: str, subject: str) -> bytes:
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        ciphertext, tag = aead.seal(self._master_key, nonce, key, _wrap_context(kid, subject))
-        return nonce + ciphertext + tag
+        return wrap_secret(self._master_key, key, _wrap_context(kid, subject))
 
     def _unwrap(self, wrapped: bytes, kid: str, subject: str) -> bytes:
         """Inverse of _wrap; ValueError when the master key, kid or subject do not match."""
-        if len(wrapped) != NONCE_BYTES + KEY_BYTES + TAG_BYTES:
-            raise ValueError("wrapped payload key has the wrong length")
-        nonce, ciphertext, tag = wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:-TAG_BYTES], \
-            wrapped[-TAG_BYTES:]
-        return aead.open_(self._master_key, nonce, ciphertext, tag, _wrap_context(kid, subject))
+        return unwrap_secret(self._master_key, wrapped, _wrap_context(kid, subject), KEY_BYTES)
+
+
+def wrap_secret(master_key: bytes, secret: bytes, context: bytes) -> bytes:
+    """`secret` sealed by MASTER_KEY for storage, bound to `context`: nonce || ciphertext || tag."""
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    ciphertext, tag = aead.seal(master_key, nonce, secret, context)
+    return nonce + ciphertext + tag
+
+
+def unwrap_secret(master_key: bytes, wrapped: bytes, context: bytes, length: int) -> bytes:
+    """Inverse of wrap_secret; ValueError when the key, context or length do not match."""
+    if len(wrapped) != NONCE_BYTES + length + TAG_BYTES:
+        raise ValueError("wrapped secret has the wrong length")
+    nonce, ciphertext, tag = wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:-TAG_BYTES], \
+        wrapped[-TAG_BYTES:]
+    return aead.open_(master_key, nonce, ciphertext, tag, context)
 
 
 def _wrap_context(kid: str, subject: str) -> bytes:
