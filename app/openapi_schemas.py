@@ -176,6 +176,14 @@ def health_schemas() -> dict[str, Schema]:
     """Probe bodies."""
     return {
         "Health": _object({"status": {"const": "ok"}}, ("status",), additionalProperties=False),
+        "Jwks": _object({"keys": {"type": "array", "items": _object({
+            "kty": {"enum": ["OKP", "AKP"]}, "kid": {"type": "string"},
+            "use": {"enum": ["enc", "sig"]}, "alg": {"type": "string"},
+            "crv": {"type": "string"}, "x": _b64url("OKP public key."),
+            "pub": _b64url("AKP public key."),
+            "exp": {"type": "integer", "description": "Retired: unusable from this time."},
+        }, ("kty", "kid", "use", "alg"), additionalProperties=False)}}, ("keys",),
+            additionalProperties=False),
         "Ready": _object({"status": {"const": "ready"},
                           "models": {"type": "array", "items": {"type": "string"}}},
                          ("status", "models"), additionalProperties=False),

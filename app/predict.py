@@ -8,12 +8,13 @@ from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.gateway import current_gateway
-from app.guard import authenticate, identify, require_permission
+from app.guard import authenticate, bearer_token, identify, require_permission
 from app.lifecycle import current_facts
 from dataplane.call import CallRequest, Respond
 from dataplane.payload import Body
 from errors import ModelNotFound, PayloadTooLarge
 from models.runner import ModelRunner
+from security.envelope_hpke import token_binding
 from security.tokens import Identity
 
 bp = Blueprint("predict", __name__)
@@ -34,7 +35,8 @@ def call_model(name: str, version: str | None, respond: Respond,
     identity, claims = identify(check_revocation=False)  # the dataplane's admission checks it
     reply = current_gateway().model_call.run(
         CallRequest(identity=identity, claims=claims, model=name, version=version,
-                    body=http_body(), respond=respond, unsupported=unsupported),
+                    body=http_body(), respond=respond, unsupported=unsupported,
+                    token_binding=token_binding(bearer_token())),
         current_facts())
     return Response(reply.body, mimetype=reply.media_type)
 
