@@ -108,8 +108,9 @@ def model_paths() -> dict[str, Any]:
 def sealed_request_body(plaintext: str) -> dict[str, Any]:
     """A JWE envelope whose plaintext is `plaintext`, or that plaintext as plain JSON."""
     return {"required": True, "content": {
-        JOSE_JSON: {"schema": {**ref("Envelope"),
-                               "description": f"{SEALED_NOTE} a {plaintext}."}},
+        JOSE_JSON: {"schema": {"oneOf": [ref("Envelope"), ref("HpkeEnvelope")],
+                               "description": f"{SEALED_NOTE} a {plaintext}; or an HPKE "
+                                              "envelope to the gateway's key (ENVELOPE_MODES)."}},
         JSON: {"schema": {**ref(plaintext),
                           "description": "Accepted only with PAYLOAD_ENCRYPTION=optional "
                                          "(else 415)."}}}}
@@ -117,8 +118,8 @@ def sealed_request_body(plaintext: str) -> dict[str, Any]:
 
 def sealed_reply(plaintext: str) -> dict[str, Any]:
     """The 200 reply: sealed like the request, or plain JSON for a plain request."""
-    return {"description": "Sealed with the request's key and a fresh IV, or plain JSON for a "
-                           "plain request.",
+    return {"description": "Sealed with the request's key (for an HPKE request: a key exported "
+                           "from its context) and a fresh IV, or plain JSON for a plain request.",
             "headers": {"X-Request-ID": header("X-Request-ID")},
             "content": {
                 JOSE_JSON: {"schema": {**ref("Envelope"),
