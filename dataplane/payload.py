@@ -18,7 +18,13 @@ from errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
-from security.envelope import open_parsed, parse_envelope, request_digest, seal_envelope
+from security.envelope import (
+    ParsedEnvelope,
+    open_parsed,
+    parse_envelope,
+    request_digest,
+    seal_envelope,
+)
 from security.envelope_hpke import is_hpke, open_hpke
 from security.gateway_key_algs import ENC
 from security.gateway_keys import GatewayKeyStore
@@ -130,7 +136,7 @@ def open_body(data: bytes, media_type: str, caller: Caller, keys: EnvelopeKeys,
                   key=found[opened.kid], claim_key=f"iv:{opened.kid}:{opened.iv.hex()}")
 
 
-def _open_hpke(parsed, digest: str, caller: Caller, gateway_keys: GatewayKeyStore,
+def _open_hpke(parsed: ParsedEnvelope, digest: str, caller: Caller, gateway_keys: GatewayKeyStore,
                policy: PayloadPolicy) -> Opened:
     """An HPKE request; its replay key is (kid, ek), the encapsulated key being fresh per
     request (hashed: an X-Wing ek is 1,120 bytes)."""

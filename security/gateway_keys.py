@@ -24,7 +24,6 @@ from security.schema import metadata
 log = logging.getLogger(__name__)
 
 WRAP_CONTEXT = b"torchgate:gateway-key:v1:"
-MISS_RELOAD_INTERVAL = 1.0  # an unknown kid re-reads the table at most once a second
 
 gateway_keys = sa.Table(
     "gateway_keys",
@@ -114,8 +113,8 @@ class GatewayKeyStore:
     def by_kid(self, kid: str) -> GatewayKey | None:
         """The key `kid` while it may still be used (not past `not_after`), else None."""
         key = self._snapshot().get(kid)
-        if key is None and self._clock() - self._loaded_at >= MISS_RELOAD_INTERVAL:
-            key = self._snapshot(force=True).get(kid)  # rotated on another worker or node
+        if key is None:  # made on another worker or node since: one read of a small table,
+            key = self._snapshot(force=True).get(kid)  # as an unknown payload kid costs
         if key is None or (key.not_after is not None and self._clock() >= key.not_after):
             return None
         return key

@@ -179,3 +179,24 @@ def test_gateway_keys_cli(app, client):
     assert not any("seed" in k or "private" in k for k in listed.values())
     wrong = cli.invoke(args=["gateway-keys", "generate", "--use", "enc", "--alg", "EdDSA"])
     assert wrong.exit_code == 1 and "unknown enc algorithm" in wrong.output
+
+
+def test_an_envelope_opened_by_one_worker_is_a_replay_on_the_other(two_workers):
+    first, second = two_workers
+    token = Auth(first).token()
+    jwk = published(first.test_client(), XWING)
+    body, _ = ref.seal_request(b'{"inputs": [[0.1, 0.2, 0.3, 0.4]]}', jwk,
+                               request_header(jwk, token))
+    assert post(first.test_client(), token, body).status_code == 200
+    assert_problem(post(second.test_client(), token, body), 400, "replayed-envelope")
+
+
+def test_a_key_rotated_on_one_worker_opens_on_the_other_at_once(two_workers):
+    first, second = two_workers
+    published(second.test_client(), XWING)  # the second worker has cached the key set
+    with first.app_context():
+        rotated = current_gateway().gateway_keys.rotate("enc").public_jwk()
+    token = Auth(second).token()
+    body, _ = ref.seal_request(b'{"inputs": [[0.1, 0.2, 0.3, 0.4]]}', rotated,
+                               request_header(rotated, token))
+    assert post(second.test_client(), token, body).status_code == 200
