@@ -98,6 +98,9 @@ class Settings:
                                        "accepted)")
     envelope_max_age: int = _setting(300, "seconds an envelope's `iat` may differ from the "
                                      "server clock")
+    envelope_modes: str = _setting("dir,hpke", "envelopes accepted: `dir`, `hpke` or `dir,hpke`")
+    gateway_key_overlap: int = _setting(86400, "seconds a rotated gateway key still opens")
+    jwks_max_age: int = _setting(300, "seconds clients may cache /.well-known/jwks.json")
     max_body_bytes: int = _setting(10 * 1024 * 1024, "largest request body; more is 413")
     device: str = _setting("auto", "`auto` (CUDA when available), `cpu`, `cuda`, `cuda:N`; a "
                            "model's manifest may override")

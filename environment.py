@@ -34,6 +34,11 @@ CLIENT_VARIABLES: dict[str, tuple[str, bool]] = {
     "CLIENT_SECRET": ("secret of that client", True),
     "KID": ("payload key id", False),
     "KEY": ("payload key, base64url", True),
+    "ENVELOPE": ("`auto` (HPKE to the gateway's key, else KID/KEY), `hpke`, `dir` or `plain`",
+                 False),
+    "PIN_FILE": ("the gateway's HPKE keys, pinned there on first use", False),
+    "GATEWAY_KEYS": ("a JWKS file of the gateway's keys from the operator, trusted instead",
+                     False),
 }
 ENVIRONMENT_ONLY = ("CONFIG", *SERVER_VARIABLES, *CLIENT_VARIABLES,
                     *(f"{name}_FILE" for name, (_, secret) in CLIENT_VARIABLES.items() if secret))

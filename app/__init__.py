@@ -48,8 +48,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     metrics.init_app(app, collectors)
     audit.init_app(app, on_commit=collectors.observe_audit_commit)
     lifecycle.init_app(app)  # one finishing hook: audit, then log, then metrics
-    from app import apidocs, auth, commands, health, oip, openapi, predict
-    for blueprint in (auth.bp, predict.bp, oip.bp, health.bp, openapi.bp):
+    from app import apidocs, auth, commands, health, oip, openapi, predict, wellknown
+    for blueprint in (auth.bp, predict.bp, oip.bp, health.bp, openapi.bp, wellknown.bp):
         app.register_blueprint(blueprint)
     management.init_app(app, gateway)
     apidocs.init_app(app, settings.docs_enabled)

@@ -16,10 +16,17 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from app.key_rotation import previous_signing_keys, verification_key
 from config import ConfigError, Settings
 from dataplane.call import ModelCall
-from dataplane.payload import JOSE_JSON, PLAIN_JSON, PayloadPolicy
+from dataplane.payload import (
+    JOSE_JSON,
+    PLAIN_JSON,
+    EnvelopeKeys,
+    PayloadPolicy,
+    parse_envelope_modes,
+)
 from dataplane.watch import Flag, build_watch
 from models.registry import ModelRegistry, OnBatch
 from security.admission import RateLimit
+from security.gateway_keys import GatewayKeyStore
 from security.identity import Directory
 from security.jwks import JwksError, VerificationKey, load_jwks
 from security.keys import PayloadKeyring
@@ -44,6 +51,7 @@ class Gateway:
     store: SharedStore
     directory: Directory
     keyring: PayloadKeyring
+    gateway_keys: GatewayKeyStore
     policy: Policy
     verifier: TokenVerifier
     throttle: LoginThrottle
@@ -68,6 +76,11 @@ def build_gateway(settings: Settings, *, on_batch: OnBatch | None = None,
     store = open_store(settings.store_url, settings.sqlite_store_path)
     keyring = PayloadKeyring(engine, settings.master_key, cache_ttl=settings.key_cache_ttl,
                              previous_master_keys=settings.previous_master_keys)
+    gateway_keys = GatewayKeyStore(engine, settings.master_key, cache_ttl=settings.key_cache_ttl,
+                                   overlap=settings.gateway_key_overlap,
+                                   previous_master_keys=settings.previous_master_keys)
+    if settings.env != "production":  # HPKE works out of the box; production keys: the CLI
+        gateway_keys.ensure_defaults()
     policy = Policy.from_file(settings.roles_file)
     registry = ModelRegistry(settings.model_repository, settings.model_keys, settings.device,
                              on_batch=on_batch)
@@ -77,6 +90,7 @@ def build_gateway(settings: Settings, *, on_batch: OnBatch | None = None,
         store=store,
         directory=Directory(engine),
         keyring=keyring,
+        gateway_keys=gateway_keys,
         policy=policy,
         verifier=TokenVerifier(
             algorithm=settings.jwt_algorithm, key=verification_key(settings),
@@ -88,7 +102,8 @@ def build_gateway(settings: Settings, *, on_batch: OnBatch | None = None,
         throttle=LoginThrottle(store, settings.login_max_failures, settings.login_window),
         registry=registry,
         model_call=ModelCall(
-            registry=registry, policy=policy, keyring=keyring, store=store,
+            registry=registry, policy=policy, keys=EnvelopeKeys(keyring, gateway_keys),
+            store=store,
             payload=payload_policy(settings),
             rate_limit=rate_limit("RATE_LIMIT_PREDICT", settings.rate_limit_predict, "predict"),
             watch=build_watch(settings, on_flag or _unreported)),
@@ -104,7 +119,16 @@ def payload_policy(settings: Settings) -> PayloadPolicy:
     optional = settings.payload_encryption == "optional"
     return PayloadPolicy(media_types=(JOSE_JSON, PLAIN_JSON) if optional else (JOSE_JSON,),
                          max_body_bytes=settings.max_body_bytes,
-                         envelope_max_age=settings.envelope_max_age)
+                         envelope_max_age=settings.envelope_max_age,
+                         envelope_modes=envelope_modes(settings.envelope_modes))
+
+
+def envelope_modes(value: str) -> frozenset[str]:
+    """ENVELOPE_MODES parsed now, so a typo stops start-up naming the setting."""
+    try:
+        return parse_envelope_modes(value)
+    except ValueError as exc:
+        raise ConfigError("ENVELOPE_MODES", f"{exc}, got {value!r}") from exc
 
 
 def rate_limit(setting: str, value: str, scope: str) -> RateLimit:

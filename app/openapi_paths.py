@@ -20,6 +20,7 @@ FORM = "application/x-www-form-urlencoded"
 JOSE_JSON = "application/jose+json"
 PROMETHEUS_TEXT = "text/plain"
 OPENMETRICS_TEXT = "application/openmetrics-text"
+JWK_SET = "application/jwk-set+json"
 SEALED_NOTE = "A JWE (flattened JSON, dir + A256GCM) whose plaintext is"
 CHECK_ORDER = ("Checks run in order, the first failure answers: token 401, permission 403, "
                "model/version 404, loaded 503, media type 415, size 413, envelope 400/403, "
@@ -107,8 +108,9 @@ def model_paths() -> dict[str, Any]:
 def sealed_request_body(plaintext: str) -> dict[str, Any]:
     """A JWE envelope whose plaintext is `plaintext`, or that plaintext as plain JSON."""
     return {"required": True, "content": {
-        JOSE_JSON: {"schema": {**ref("Envelope"),
-                               "description": f"{SEALED_NOTE} a {plaintext}."}},
+        JOSE_JSON: {"schema": {"oneOf": [ref("Envelope"), ref("HpkeEnvelope")],
+                               "description": f"{SEALED_NOTE} a {plaintext}; or an HPKE "
+                                              "envelope to the gateway's key (ENVELOPE_MODES)."}},
         JSON: {"schema": {**ref(plaintext),
                           "description": "Accepted only with PAYLOAD_ENCRYPTION=optional "
                                          "(else 415)."}}}}
@@ -116,8 +118,8 @@ def sealed_request_body(plaintext: str) -> dict[str, Any]:
 
 def sealed_reply(plaintext: str) -> dict[str, Any]:
     """The 200 reply: sealed like the request, or plain JSON for a plain request."""
-    return {"description": "Sealed with the request's key and a fresh IV, or plain JSON for a "
-                           "plain request.",
+    return {"description": "Sealed with the request's key (for an HPKE request: a key exported "
+                           "from its context) and a fresh IV, or plain JSON for a plain request.",
             "headers": {name: header(name)
                         for name in ("X-Request-ID", "RateLimit-Policy", "RateLimit")},
             "content": {
@@ -169,7 +171,18 @@ def operations_paths() -> dict[str, Any]:
             "200": _metrics_reply(), **problems(500)})},
         "/openapi.json": {"get": operation("openapi", "operations", "This document", {
             "200": body("OpenAPI 3.1.", {"type": "object"}), **problems(500)})},
+        "/.well-known/jwks.json": {"get": operation("jwks", "operations", "Gateway public keys", {
+            "200": _jwks_reply(), **problems(500)})},
     }
+
+
+def _jwks_reply() -> dict[str, Any]:
+    reply = body("RFC 7517 JWK Set: `use: enc` HPKE keys, `use: sig` receipt keys "
+                 "(docs/envelope-hpke.md).", ref("Jwks"), media_type=JWK_SET)
+    reply["headers"]["Cache-Control"] = {
+        "description": "Public and cacheable for JWKS_MAX_AGE seconds.", "required": True,
+        "schema": {"type": "string", "pattern": "^public, max-age=[0-9]+$"}}
+    return reply
 
 
 def _page(operation_id: str, summary: str, media_type: str) -> dict[str, Any]:

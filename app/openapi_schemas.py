@@ -141,6 +141,35 @@ def envelope_schemas() -> dict[str, Schema]:
             "unprotected": {"type": "object", "maxProperties": 0},
         }, ("protected", "iv", "ciphertext", "tag"), additionalProperties=False,
             description="JWE Flattened JSON Serialization, alg dir + enc A256GCM."),
+        **hpke_envelope_schemas(),
+    }
+
+
+def hpke_envelope_schemas() -> dict[str, Schema]:
+    """A request sealed to the gateway's published key (docs/envelope-hpke.md)."""
+    return {
+        "HpkeEnvelopeHeader": _object({
+            "alg": {"enum": ["HPKE-XWING-SHA256-A256GCM", "HPKE-3"]},
+            "kid": _string("An enc key of /.well-known/jwks.json.", minLength=1),
+            "iat": {"type": "integer", "minimum": 0,
+                    "description": "Unix seconds; at most ENVELOPE_MAX_AGE from the server clock."},
+            "ath": _b64url("base64url SHA-256 of the bearer token sent with it."),
+            "typ": {"const": "torchgate-request+jwe"},
+            "cty": {"type": "string"},
+        }, ("alg", "kid", "iat", "ath"),
+            description="The protected header; enc, ek, psk_id, zip and crit are refused."),
+        "HpkeEnvelope": _object({
+            "protected": _b64url("base64url(JSON HpkeEnvelopeHeader); its ASCII is the HPKE aad.",
+                                 minLength=1, contentMediaType="application/json",
+                                 contentSchema=ref("HpkeEnvelopeHeader")),
+            "encrypted_key": _b64url("The HPKE encapsulated key.", minLength=1),
+            "ciphertext": _b64url("HPKE ciphertext of the JSON plaintext, tag included."),
+            "aad": _b64url("Optional extra authenticated data."),
+            "iv": {"const": ""}, "tag": {"const": ""},
+            "header": {"type": "object", "maxProperties": 0},
+            "unprotected": {"type": "object", "maxProperties": 0},
+        }, ("protected", "encrypted_key", "ciphertext"), additionalProperties=False,
+            description="draft-ietf-jose-hpke-encrypt Integrated Encryption, flattened JSON."),
     }
 
 
@@ -190,6 +219,14 @@ def health_schemas() -> dict[str, Schema]:
     """Probe bodies."""
     return {
         "Health": _object({"status": {"const": "ok"}}, ("status",), additionalProperties=False),
+        "Jwks": _object({"keys": {"type": "array", "items": _object({
+            "kty": {"enum": ["OKP", "AKP"]}, "kid": {"type": "string"},
+            "use": {"enum": ["enc", "sig"]}, "alg": {"type": "string"},
+            "crv": {"type": "string"}, "x": _b64url("OKP public key."),
+            "pub": _b64url("AKP public key."),
+            "exp": {"type": "integer", "description": "Retired: unusable from this time."},
+        }, ("kty", "kid", "use", "alg"), additionalProperties=False)}}, ("keys",),
+            additionalProperties=False),
         "Ready": _object({"status": {"const": "ready"},
                           "models": {"type": "array", "items": {"type": "string"}}},
                          ("status", "models"), additionalProperties=False),

@@ -8,13 +8,14 @@ from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.gateway import current_gateway
-from app.guard import authenticate, identify
+from app.guard import authenticate, bearer_token, identify
 from app.lifecycle import current_facts
 from dataplane.call import CallRequest, Respond
 from dataplane.payload import Body
 from errors import Forbidden, ModelNotFound, PayloadTooLarge
 from models.output_policy import OutputPolicy
 from models.runner import ModelRunner
+from security.envelope_hpke import token_binding
 from security.tokens import Identity
 
 bp = Blueprint("predict", __name__)
@@ -36,7 +37,8 @@ def call_model(name: str, version: str | None, respond: Respond,
     identity, claims = identify(check_revocation=False)  # the dataplane's admission checks it
     reply = current_gateway().model_call.run(
         CallRequest(identity=identity, claims=claims, model=name, version=version,
-                    body=http_body(), respond=respond, unsupported=unsupported),
+                    body=http_body(), respond=respond, unsupported=unsupported,
+                    token_binding=token_binding(bearer_token())),
         current_facts())
     return Response(reply.body, mimetype=reply.media_type, headers=reply.headers)
 

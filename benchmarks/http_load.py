@@ -1,7 +1,8 @@
 """HTTP load under gunicorn on 127.0.0.1: a bare Flask + torch app against the full gateway.
 
     .venv/bin/python benchmarks/http_load.py [--models small,medium] [--connections 1,8,32]
-        [--cases bare,sealed,plain,sealed-batched] [--seconds 10] [--store-url ...]
+        [--cases bare,sealed,plain,sealed-batched,sealed-hpke,sealed-hpke-x25519] [--seconds 10]
+        [--store-url ...]
         [--database-url ...] [--threads N] [--workers N]
 
 Each (model, case) is its own gunicorn (`-c gunicorn.conf.py`, 2 workers): started, then for each
@@ -13,6 +14,9 @@ request: small = models.zoo.MLP 64 -> 64 -> 10; medium = MLP 1024 -> 4096 -> 409
                   inputs check, forward, sealed reply, audit record, access log, metrics
   plain           the same with PAYLOAD_ENCRYPTION=optional and a plain application/json body
   sealed-batched  sealed, with model.toml [batching] max_batch_size = 32, max_delay_ms = 2
+  sealed-hpke     sealed, but to the gateway's X-Wing key (HPKE, docs/envelope-hpke.md): no
+                  payload key; the reply under a key exported from the request's context
+  sealed-hpke-x25519  the same to the gateway's X25519 key (HPKE-3)
 `÷ bare` divides a row's req/s by the bare row's of the same model and connections, same run.
 The load generator (benchmarks/loadgen.py) keeps one connection per thread alive and shares the
 machine's CPUs with the server: the table gives both CPU shares and the load average.
@@ -41,6 +45,7 @@ from gunicorn_server import group_cpu_seconds, start_server, stop
 MODELS = {"small": {"in_features": 64, "hidden": [64], "out_features": 10},
           "medium": {"in_features": 1024, "hidden": [4096, 4096], "out_features": 1000}}
 BATCHED = (32, 2)  # the sealed-batched case: max_batch_size, max_delay_ms
+HPKE_CASES = {"sealed-hpke": "HPKE-XWING-SHA256-A256GCM", "sealed-hpke-x25519": "HPKE-3"}
 
 
 def row_for(model: str) -> list[float]:
@@ -120,10 +125,12 @@ def gateway_instance(root: Path, weights: Path, encryption: str, backends: dict[
         gateway = current_gateway()
         gateway.directory.create_user(username, password, ["analyst"])
         issued = gateway.keyring.issue(username)
+        gateway_keys = [gateway.gateway_keys.generate("enc", alg).public_jwk()
+                        for alg in HPKE_CASES.values()]
         gateway.engine.dispose()
     env = {f"TORCHGATE_{k.upper()}": str(v) for k, v in settings.items()}
     return env, {"username": username, "password": password, "kid": issued.kid,
-                 "key": issued.key}
+                 "key": issued.key, "gateway_keys": {k["alg"]: k for k in gateway_keys}}
 
 
 def request_lists(case: str, port: int, creds: dict, connections: int, per_connection: int,
@@ -144,11 +151,24 @@ def request_lists(case: str, port: int, creds: dict, connections: int, per_conne
         request = loadgen.build_request("/predict/bench", body,
                                         {**headers, "Content-Type": "application/json"})
         return [[request] * per_connection for _ in range(connections)]
-    from security.envelope import seal_envelope
     sealed = {**headers, "Content-Type": "application/jose+json"}
+    if case in HPKE_CASES:
+        return [[loadgen.build_request("/predict/bench", hpke_body(
+            body, creds["gateway_keys"][HPKE_CASES[case]], token), sealed)
+            for _ in range(per_connection)] for _ in range(connections)]
+    from security.envelope import seal_envelope
     return [[loadgen.build_request("/predict/bench", seal_envelope(body, key=creds["key"],
                                                                    kid=creds["kid"]), sealed)
              for _ in range(per_connection)] for _ in range(connections)]
+
+
+def hpke_body(body: bytes, jwk: dict, token: str) -> bytes:
+    """A distinct HPKE envelope of `body` to the gateway key `jwk`, bound to `token`."""
+    from security.envelope_hpke import seal_hpke
+    from security.gateway_key_algs import hpke_public_key
+    algorithm, public_key = hpke_public_key(jwk)
+    return seal_hpke(body, public_key=public_key, algorithm=algorithm, kid=jwk["kid"],
+                     token=token).body
 
 
 def serve(case: str, model: str, root: Path, weights: Path, backends: dict[str, str],

@@ -64,8 +64,11 @@ def resolve_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> di
                          "or TORCHGATE_CLIENT_ID and TORCHGATE_CLIENT_SECRET, or --credentials")
     if bool(kid) != bool(key):
         raise UsageError("a payload key needs both TORCHGATE_KID and TORCHGATE_KEY")
+    envelope = pick("ENVELOPE", args.envelope) or "auto"
     return {"base_url": url, **identity, "kid": kid or None, "key": key or None,
-            "timeout": args.timeout, "retries": args.retries}
+            "timeout": args.timeout, "retries": args.retries, "envelope": envelope,
+            "pin_file": pick("PIN_FILE", args.pin_file),
+            "gateway_keys": pick("GATEWAY_KEYS", args.gateway_keys)}
 
 
 def _client(settings: dict[str, Any]) -> TorchgateClient:
@@ -119,6 +122,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--username", help="TORCHGATE_USERNAME; password: TORCHGATE_PASSWORD")
     parser.add_argument("--client-id", help="TORCHGATE_CLIENT_ID; TORCHGATE_CLIENT_SECRET")
     parser.add_argument("--kid", help="payload key id (TORCHGATE_KID); key: TORCHGATE_KEY")
+    parser.add_argument("--envelope", choices=("auto", "hpke", "dir", "plain"),
+                        help="TORCHGATE_ENVELOPE; auto (default): HPKE to the gateway's "
+                             "published key, else the payload key, else plain JSON")
+    parser.add_argument("--pin-file", help="TORCHGATE_PIN_FILE: the gateway's keys, pinned "
+                                           "here on first use and trusted from then on")
+    parser.add_argument("--gateway-keys", help="TORCHGATE_GATEWAY_KEYS: a JWKS file from the "
+                                               "operator, trusted instead of fetching")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per HTTP request")
     parser.add_argument("--retries", type=int, default=3, help="retries of 429/503 answers")
     commands = parser.add_subparsers(dest="command", required=True)

@@ -5,23 +5,33 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import requests
 
 from client.errors import InvalidEnvelope, ServerError, TokenExpired, error_for_response
+from client.gateway_keys import JWKS_PATH, GatewayKey, KeyPin
 from client.sealing import SEALED, PayloadKey
 from client.tokens import ClientCredentialsGrant, Grant, PasswordGrant, Token, TokenSource
 from client.transport import Prepared, RetryPolicy, Transport
 
 PLAIN = "application/json"
 DEFAULT_RETRY = RetryPolicy()
-Body = Callable[[], tuple[bytes, str]]
+ENVELOPES = ("auto", "hpke", "dir", "plain")
+Body = Callable[[str], tuple[bytes, str]]  # access token -> (body, content type)
+ReplyKeys = dict[bytes, PayloadKey]  # each attempt's request body -> the key its reply opens with
 
 
 class TorchgateClient:
-    """A torchgate caller: one identity (user or client) and, for sealed calls, its payload key."""
+    """A torchgate caller: one identity (user or client); its calls sealed to the gateway's
+    published HPKE key when there is one (`envelope="auto"`), else with its payload key.
+
+    envelope: "auto", "hpke" (refuse to send without a gateway key), "dir" (the payload key
+    kid/key) or "plain". The gateway's key set is pinned on first use, in memory or in
+    `pin_file`; `gateway_keys` names a JWKS file from the operator, trusted instead.
+    """
 
     def __init__(self, base_url: str, *, username: str | None = None,
                  password: str | None = None, client_id: str | None = None,
@@ -29,7 +39,8 @@ class TorchgateClient:
                  key: str | bytes | None = None, timeout: float = 10.0,
                  retries: RetryPolicy | int = DEFAULT_RETRY, refresh_leeway: float = 30.0,
                  envelope_max_age: int = 300, clock: Callable[[], float] = time.time,
-                 session: requests.Session | None = None):
+                 session: requests.Session | None = None, envelope: str = "auto",
+                 pin_file: str | Path | None = None, gateway_keys: str | Path | None = None):
         retry = retries if isinstance(retries, RetryPolicy) else RetryPolicy(attempts=retries + 1)
         self._transport = Transport(base_url, timeout=timeout, retry=retry, session=session)
         grant = _grant(username, password, client_id, client_secret)
@@ -37,7 +48,14 @@ class TorchgateClient:
         if (kid is None) != (key is None):
             raise ValueError("give kid and key, or neither (plain JSON, if the gateway allows it)")
         self._key = None if kid is None or key is None else PayloadKey.from_text(kid, key)
+        if envelope not in ENVELOPES or (envelope == "dir" and self._key is None):
+            raise ValueError(f"envelope must be one of {', '.join(ENVELOPES)}; dir needs kid "
+                             "and key")
+        self._envelope = envelope
+        self._pin = KeyPin(operator_file=None if gateway_keys is None else Path(gateway_keys),
+                           tofu_file=None if pin_file is None else Path(pin_file))
         self._max_age = envelope_max_age
+        self._clock = clock
 
     def __enter__(self) -> TorchgateClient:
         return self
@@ -61,8 +79,9 @@ class TorchgateClient:
         path = f"/predict/{quote(model, safe='')}"
         if version is not None:
             path += f"/versions/{quote(str(version), safe='')}"
-        response = self._call("POST", path, self._body(payload))
-        return self._reply(response)
+        reply_keys: ReplyKeys = {}
+        response = self._call("POST", path, self._body(payload, reply_keys))
+        return self._reply(response, reply_keys)
 
     def models(self) -> list[dict[str, Any]]:
         """The models this caller may use or read."""
@@ -83,15 +102,42 @@ class TorchgateClient:
         """
         token = self._tokens.current()
         form = urlencode({"token": token.refresh_token or token.access_token}).encode("ascii")
-        self._call("POST", "/auth/revoke", lambda: (form, "application/x-www-form-urlencoded"))
+        self._call("POST", "/auth/revoke",
+                   lambda token: (form, "application/x-www-form-urlencoded"))
         self._tokens.forget()
 
-    def _body(self, payload: dict[str, Any]) -> Body:
+    def _body(self, payload: dict[str, Any], reply_keys: ReplyKeys) -> Body:
         """Each call seals anew: a retried request must never reuse an envelope."""
-        if self._key is None:
-            return lambda: (json.dumps(payload).encode("utf-8"), PLAIN)
+        gateway_key = self._gateway_key()
+        if gateway_key is not None:
+            def sealed_to_gateway(token: str) -> tuple[bytes, str]:
+                body, reply_key = gateway_key.seal(payload, token, self._clock)
+                reply_keys[body] = reply_key
+                return body, SEALED
+            return sealed_to_gateway
         key = self._key
-        return lambda: (key.seal(payload), SEALED)
+        if key is None or self._envelope == "plain":
+            return lambda token: (json.dumps(payload).encode("utf-8"), PLAIN)
+
+        def sealed_with_payload_key(token: str) -> tuple[bytes, str]:
+            body = key.seal(payload, self._clock)
+            reply_keys[body] = key
+            return body, SEALED
+        return sealed_with_payload_key
+
+    def _gateway_key(self) -> GatewayKey | None:
+        """The pinned HPKE key to seal to, in modes auto and hpke; None for dir and plain."""
+        if self._envelope not in ("auto", "hpke"):
+            return None
+        found = self._pin.key(self._fetch_jwks, self._clock)
+        if found is None and self._envelope == "hpke":
+            raise InvalidEnvelope("The gateway publishes no HPKE key to seal to.",
+                                  slug="no-gateway-key")
+        return found
+
+    def _fetch_jwks(self) -> dict[str, Any] | None:
+        response = self._transport.send("GET", JWKS_PATH, lambda: Prepared())
+        return _json(response) if response.status_code == 200 else None
 
     def _call(self, method: str, path: str, body: Body | None = None) -> requests.Response:
         """Send with a bearer token; after a 401 token-expired, renew it and send once more."""
@@ -106,22 +152,26 @@ class TorchgateClient:
         raise AssertionError("unreachable")
 
     def _prepare(self, body: Body | None) -> Prepared:
-        headers = {"Authorization": f"Bearer {self._tokens.current().access_token}",
-                   "Accept": f"{SEALED}, {PLAIN}"}
+        token = self._tokens.current().access_token
+        headers = {"Authorization": f"Bearer {token}", "Accept": f"{SEALED}, {PLAIN}"}
         if body is None:
             return Prepared(headers=headers)
-        data, content_type = body()
+        data, content_type = body(token)  # an HPKE envelope is bound to this very token
         return Prepared(headers={**headers, "Content-Type": content_type}, data=data)
 
-    def _reply(self, response: requests.Response) -> dict[str, Any]:
+    def _reply(self, response: requests.Response, reply_keys: ReplyKeys) -> dict[str, Any]:
         sealed = response.headers.get("Content-Type", "").startswith(SEALED)
-        if self._key is None:
+        if not reply_keys:
             return _json(response)
         if not sealed:  # a sealed request must get a sealed answer: never accept a downgrade
             raise InvalidEnvelope("The reply was not sealed.", status=response.status_code,
                                   slug="invalid-reply-envelope")
         sent = response.request.body  # the last attempt's envelope: each retry seals anew
-        return self._key.open(response.content, request=sent, max_age=self._max_age)
+        key = reply_keys.get(sent)
+        if key is None:
+            raise InvalidEnvelope("The reply answers no request of this call.",
+                                  slug="invalid-reply-envelope")
+        return key.open(response.content, request=sent, max_age=self._max_age)
 
 
 def _grant(username: str | None, password: str | None, client_id: str | None,

@@ -5,14 +5,15 @@
                       (a conditional grant: the caller's and model's attributes; and not
                       flagged by the extraction monitor when it refuses)
        resolve        the model and version: known 404, loaded 503
-    3. open envelope  media type 415, size 413, JWE with a payload key of the caller 400/403
+    3. open envelope  media type 415, size 413, JWE with a payload key of the caller or to the
+                      gateway's HPKE key, bound to the bearer token                 400/403
        admission      one store round trip: token revoked 401, rate limit 429, replay 400,
                       the model's quota 429 (dataplane.quota)
     4. validate       inputs against the model's declared inputs                   422
     5. infer          torch, inference_mode, on the model's device (batched when declared);
                       the extraction monitor observes the rows (dataplane.watch)         403
        cut outputs    to the caller's output policy (model.toml [output]), before rendering
-    6. seal reply     same key, fresh IV
+    6. seal reply     same key (HPKE: exported from the request's context), fresh IV
     7. audit          by the finishing hook, from the RequestFacts this call filled in
 
 A request refused before its admission still asks the store whether the token is revoked (and
@@ -28,6 +29,8 @@ from typing import Any
 
 from dataplane.payload import (
     Body,
+    Caller,
+    EnvelopeKeys,
     Opened,
     PayloadPolicy,
     open_body,
@@ -50,7 +53,6 @@ from models.output_policy import OutputPolicy
 from models.registry import ModelRegistry
 from models.runner import ModelRunner
 from security.admission import Admission, AdmissionRequest, Counter, RateLimit
-from security.keys import PayloadKeyring
 from security.rbac import Policy
 from security.store import SharedStore
 from security.tokens import INVALID_TOKEN_CHALLENGE, Identity, revocation_keys
@@ -70,6 +72,7 @@ class CallRequest:
     version: str | None
     body: Body
     respond: Respond
+    token_binding: str  # `ath`: base64url SHA-256 of the bearer token (HPKE envelopes carry it)
     unsupported: str | None = None  # a protocol-level reason to answer 415 at the media step
 
 
@@ -86,7 +89,7 @@ class ModelCall:
 
     registry: ModelRegistry
     policy: Policy
-    keyring: PayloadKeyring
+    keys: EnvelopeKeys
     store: SharedStore
     payload: PayloadPolicy
     rate_limit: RateLimit
@@ -126,7 +129,8 @@ class ModelCall:
         if call.unsupported is not None:
             raise UnsupportedMediaType(call.unsupported)
         data = read_body(call.body, self.payload)
-        opened = open_body(data, call.body.media_type, call.identity.subject, self.keyring,
+        opened = open_body(data, call.body.media_type,
+                           Caller(call.identity.subject, call.token_binding), self.keys,
                            self.payload)
         facts.body_sha256 = opened.sha256
         return opened

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -10,13 +11,30 @@ from typing import Any
 
 import orjson
 
-from errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
-from security.envelope import open_envelope, request_digest, seal_envelope
+from errors import (
+    InvalidEnvelope,
+    InvalidRequest,
+    KeyNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from security.envelope import (
+    ParsedEnvelope,
+    open_parsed,
+    parse_envelope,
+    request_digest,
+    seal_envelope,
+)
+from security.envelope_hpke import is_hpke, open_hpke
+from security.gateway_key_algs import ENC
+from security.gateway_keys import GatewayKeyStore
 from security.keys import PayloadKeyring
 from security.tokens import CLOCK_MARGIN
 
 JOSE_JSON = "application/jose+json"
 PLAIN_JSON = "application/json"
+DIR_MODE, HPKE_MODE = "dir", "hpke"
+ENVELOPE_MODES = (DIR_MODE, HPKE_MODE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +54,32 @@ class Opened:
     plaintext: bytes
     sha256: str
     kid: str | None = None
-    key: bytes | None = None
+    key: bytes | None = None  # the payload key, or the key exported from the HPKE context
     claim_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sends the body: the token's subject and `ath`, the binding of its bearer token."""
+
+    subject: str
+    token_binding: str
+
+
+@dataclass(frozen=True)
+class EnvelopeKeys:
+    """The keys envelopes are opened with: issued payload keys and the gateway's HPKE keys."""
+
+    keyring: PayloadKeyring
+    gateway_keys: GatewayKeyStore
+
+
+def parse_envelope_modes(value: str) -> frozenset[str]:
+    """ENVELOPE_MODES: a comma-separated, non-empty subset of dir and hpke; ValueError if not."""
+    modes = frozenset(part.strip() for part in value.split(",") if part.strip())
+    if not modes or not modes <= set(ENVELOPE_MODES):
+        raise ValueError(f"expected a comma-separated list of {' and '.join(ENVELOPE_MODES)}")
+    return modes
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +89,7 @@ class PayloadPolicy:
     media_types: tuple[str, ...]
     max_body_bytes: int
     envelope_max_age: int
+    envelope_modes: frozenset[str] = frozenset(ENVELOPE_MODES)
 
     @property
     def claim_ttl(self) -> int:
@@ -68,22 +111,48 @@ def read_body(body: Body, policy: PayloadPolicy) -> bytes:
     return data
 
 
-def open_body(data: bytes, media_type: str, subject: str, keyring: PayloadKeyring,
+def open_body(data: bytes, media_type: str, caller: Caller, keys: EnvelopeKeys,
               policy: PayloadPolicy) -> Opened:
-    """Plain JSON as it is; a JWE opened with a payload key of `subject` (400/403 if not)."""
+    """Plain JSON as it is; a JWE opened with a payload key of the caller's (dir) or the
+    gateway's private key (hpke), in a mode the deployment accepts (400/403 if not)."""
     digest = request_digest(data)
     if media_type == PLAIN_JSON:
         return Opened(plaintext=data, sha256=digest)
+    parsed = parse_envelope(data)
+    mode = HPKE_MODE if is_hpke(parsed) else DIR_MODE
+    if mode not in policy.envelope_modes:
+        raise InvalidEnvelope()
+    if mode == HPKE_MODE:
+        return _open_hpke(parsed, digest, caller, keys.gateway_keys, policy)
     found: dict[str, bytes] = {}
 
     def key_for(kid: str) -> bytes:
-        found[kid] = keyring.key_for(kid, subject)
+        found[kid] = keys.keyring.key_for(kid, caller.subject)
         return found[kid]
 
-    opened = open_envelope(data, key_for=key_for, now=time.time(),
-                           max_age=policy.envelope_max_age)
+    opened = open_parsed(parsed, key_for=key_for, now=time.time(),
+                         max_age=policy.envelope_max_age)
     return Opened(plaintext=opened.plaintext, sha256=digest, kid=opened.kid,
                   key=found[opened.kid], claim_key=f"iv:{opened.kid}:{opened.iv.hex()}")
+
+
+def _open_hpke(parsed: ParsedEnvelope, digest: str, caller: Caller, gateway_keys: GatewayKeyStore,
+               policy: PayloadPolicy) -> Opened:
+    """An HPKE request; its replay key is (kid, ek), the encapsulated key being fresh per
+    request (hashed: an X-Wing ek is 1,120 bytes)."""
+    def private_key_for(kid: str, alg: str):
+        key = gateway_keys.by_kid(kid)
+        if key is None or key.use != ENC:
+            raise KeyNotAllowed()
+        if key.alg != alg:
+            raise InvalidEnvelope()
+        return key.private
+
+    opened = open_hpke(parsed, private_key_for=private_key_for, ath=caller.token_binding,
+                       now=time.time(), max_age=policy.envelope_max_age)
+    ek_digest = hashlib.sha256(opened.ek).hexdigest()
+    return Opened(plaintext=opened.plaintext, sha256=digest, kid=opened.kid,
+                  key=opened.reply_key, claim_key=f"ek:{opened.kid}:{ek_digest}")
 
 
 def parse_object(plaintext: bytes) -> dict[str, Any]:

@@ -43,7 +43,6 @@ _REQUIRED_MEMBERS = ("protected", "iv", "ciphertext", "tag")
 _EMPTY_MEMBERS: Mapping[str, object] = MappingProxyType(
     {"encrypted_key": "", "header": {}, "unprotected": {}}
 )
-_KNOWN_MEMBERS = frozenset((*_REQUIRED_MEMBERS, "aad", *_EMPTY_MEMBERS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +57,24 @@ class OpenedEnvelope:
     aad: bytes | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ParsedEnvelope:
+    """A Flattened JSON JWE read but not checked: its members and decoded protected header."""
+
+    members: dict[str, Any]
+    protected: str
+    header: dict[str, Any]
+
+
+def parse_envelope(body: bytes) -> ParsedEnvelope:
+    """The members and protected header of `body`, so the opener of its `alg` can be chosen."""
+    members = _loads_object(body)
+    protected = members.get("protected")
+    if not isinstance(protected, str):
+        refuse()
+    return ParsedEnvelope(members, protected, _loads_object(decode_member(protected)))
+
+
 def open_envelope(
     body: bytes, *, key_for: Callable[[str], bytes], now: float, max_age: int,
     reply_to: str | None = None,
@@ -66,30 +83,44 @@ def open_envelope(
 
     A request unless `reply_to` is given: then a reply to the request body of that SHA-256.
     """
-    members = _loads_object(body)
+    return open_parsed(parse_envelope(body), key_for=key_for, now=now, max_age=max_age,
+                       reply_to=reply_to)
+
+
+def open_parsed(
+    parsed: ParsedEnvelope, *, key_for: Callable[[str], bytes], now: float, max_age: int,
+    reply_to: str | None = None,
+) -> OpenedEnvelope:
+    """open_envelope for a body parse_envelope already read."""
+    members, protected, header = parsed.members, parsed.protected, parsed.header
     _check_members(members)
-    protected: str = members["protected"]
-    header = _loads_object(_decode_member(protected))
-    kid, iat = _check_header(header)
-    _check_direction(header, reply_to)
-    iv = _decode_member(members["iv"])
-    tag = _decode_member(members["tag"])
+    if header.get("alg") != ALG or header.get("enc") != ENC:
+        refuse()
+    kid, iat = check_header(header)
+    check_direction(header, reply_to)
+    iv = decode_member(members["iv"])
+    tag = decode_member(members["tag"])
     if len(iv) != IV_BYTES or len(tag) != TAG_BYTES:
-        _refuse()
-    ciphertext = _decode_member(members["ciphertext"])
+        refuse()
+    ciphertext = decode_member(members["ciphertext"])
     aad_member: str | None = members.get("aad")
-    aad = None if aad_member is None else _decode_member(aad_member)
+    aad = None if aad_member is None else decode_member(aad_member)
     key = key_for(kid)
     _check_key(key)
     try:
-        plaintext = aead.open_(key, iv, ciphertext, tag, _associated_data(protected, aad_member))
+        plaintext = aead.open_(key, iv, ciphertext, tag, associated_data(protected, aad_member))
     except aead.AeadError:
-        _refuse()
+        refuse()
+    check_fresh(iat, now, max_age)
+    return OpenedEnvelope(kid=kid, iv=iv, iat=iat, header=MappingProxyType(header),
+                          plaintext=plaintext, aad=aad)
+
+
+def check_fresh(iat: int, now: float, max_age: int) -> None:
+    """400 stale-envelope when `iat` is more than max_age seconds from the server clock."""
     if abs(now - iat) > max_age:
         raise StaleEnvelope(f"The envelope's iat is more than {max_age} seconds "
                             "from the server clock.")
-    return OpenedEnvelope(kid=kid, iv=iv, iat=iat, header=MappingProxyType(header),
-                          plaintext=plaintext, aad=aad)
 
 
 def seal_envelope(
@@ -119,7 +150,7 @@ def seal_envelope(
     protected = b64url_encode(json.dumps(header, separators=(",", ":")).encode("utf-8"))
     aad_member = None if aad is None else b64url_encode(aad)
     iv = os.urandom(IV_BYTES)
-    ciphertext, tag = aead.seal(key, iv, plaintext, _associated_data(protected, aad_member))
+    ciphertext, tag = aead.seal(key, iv, plaintext, associated_data(protected, aad_member))
     members = {"protected": protected, "iv": b64url_encode(iv),
                "ciphertext": b64url_encode(ciphertext), "tag": b64url_encode(tag)}
     if aad_member is not None:
@@ -127,7 +158,7 @@ def seal_envelope(
     return json.dumps(members, separators=(",", ":")).encode("ascii")
 
 
-def _associated_data(protected: str, aad_member: str | None) -> bytes:
+def associated_data(protected: str, aad_member: str | None) -> bytes:
     """RFC 7516 §5.1 step 14: ASCII(protected), plus "." + aad member when there is one."""
     if aad_member is None:
         return protected.encode("ascii")
@@ -136,45 +167,50 @@ def _associated_data(protected: str, aad_member: str | None) -> bytes:
 
 def _check_members(members: dict[str, Any]) -> None:
     """Exactly the Flattened JSON members that dir/A256GCM needs, each a string."""
-    for name in _REQUIRED_MEMBERS:
+    check_members(members, _REQUIRED_MEMBERS, _EMPTY_MEMBERS)
+
+
+def check_members(members: dict[str, Any], required: tuple[str, ...],
+                  empty: Mapping[str, object]) -> None:
+    """The `required` members as strings, an optional string `aad`, and the `empty` ones only
+    with their empty value; anything else is refused."""
+    for name in required:
         if not isinstance(members.get(name), str):
-            _refuse()
+            refuse()
     if "aad" in members and not isinstance(members["aad"], str):
-        _refuse()
+        refuse()
     for name, value in members.items():
-        if name not in _KNOWN_MEMBERS:
-            _refuse()
-        empty = _EMPTY_MEMBERS.get(name)
-        if empty is not None and (type(value) is not type(empty) or value != empty):
-            _refuse()
+        if name not in required and name != "aad" and name not in empty:
+            refuse()
+        allowed = empty.get(name)
+        if allowed is not None and (type(value) is not type(allowed) or value != allowed):
+            refuse()
 
 
-def _check_header(header: dict[str, Any]) -> tuple[str, int]:
-    """Allow-list the protected header; return its kid and iat."""
-    if header.get("alg") != ALG or header.get("enc") != ENC:
-        _refuse()
+def check_header(header: dict[str, Any]) -> tuple[str, int]:
+    """The members every envelope shares (its alg checked by the caller); its kid and iat."""
     if "zip" in header or "crit" in header:  # no compression, no extensions understood
-        _refuse()
+        refuse()
     kid = header.get("kid")
     iat = header.get("iat")
     if not isinstance(kid, str) or not kid:
-        _refuse()
+        refuse()
     if type(iat) is not int or not 0 <= iat <= MAX_IAT:  # type() check: bool is not an iat
-        _refuse()
+        refuse()
     if "cty" in header and not isinstance(header["cty"], str):
-        _refuse()
+        refuse()
     return kid, iat
 
 
-def _check_direction(header: dict[str, Any], reply_to: str | None) -> None:
+def check_direction(header: dict[str, Any], reply_to: str | None) -> None:
     """A reply says it is one and names the request it answers, so it can never pass for a
     request. A request may say it is one; the contract's header (alg, enc, kid, iat) does not,
     and is accepted as a request."""
     if reply_to is None:
         if header.get("typ", REQUEST_TYP) != REQUEST_TYP or REQUEST_DIGEST in header:
-            _refuse()
+            refuse()
     elif header.get("typ") != REPLY_TYP or header.get(REQUEST_DIGEST) != reply_to:
-        _refuse()
+        refuse()
 
 
 def request_digest(body: bytes) -> str:
@@ -182,11 +218,11 @@ def request_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def _decode_member(text: str) -> bytes:
+def decode_member(text: str) -> bytes:
     try:
         return b64url_decode(text)
     except ValueError:
-        _refuse()
+        refuse()
 
 
 def _loads_object(data: bytes) -> dict[str, Any]:
@@ -194,9 +230,9 @@ def _loads_object(data: bytes) -> dict[str, Any]:
     try:
         value = loads_strict(data)
     except ValueError:  # JSONDecodeError and UnicodeDecodeError included
-        _refuse()
+        refuse()
     if not isinstance(value, dict):
-        _refuse()
+        refuse()
     return value
 
 
@@ -206,6 +242,6 @@ def _check_key(key: bytes) -> None:
         raise ValueError("payload keys are 32 bytes")
 
 
-def _refuse() -> NoReturn:
+def refuse() -> NoReturn:
     """Every parse or crypto failure ends here: one generic error, no cause, so no oracle."""
     raise InvalidEnvelope() from None

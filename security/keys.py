@@ -187,36 +187,52 @@ class PayloadKeyring:
         return cached
 
 
+def wrap_secret(master_key: bytes, secret: bytes, context: bytes) -> bytes:
+    """`secret` sealed by MASTER_KEY for storage, bound to `context`: nonce || ciphertext || tag."""
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    ciphertext, tag = aead.seal(master_key, nonce, secret, context)
+    return nonce + ciphertext + tag
+
+
+def unwrap_secret(master_key: bytes, wrapped: bytes, context: bytes, length: int) -> bytes:
+    """Inverse of wrap_secret; ValueError when the key, context or length do not match."""
+    if len(wrapped) != NONCE_BYTES + length + TAG_BYTES:
+        raise ValueError("wrapped secret has the wrong length")
+    nonce, ciphertext, tag = wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:-TAG_BYTES], \
+        wrapped[-TAG_BYTES:]
+    return aead.open_(master_key, nonce, ciphertext, tag, context)
+
+
+def unwrap_secret_with_any(master_keys: Sequence[bytes], wrapped: bytes, context: bytes,
+                           length: int) -> bytes:
+    """The secret unwrapped by the first master key that opens it; ValueError when none does.
+
+    During a rotation the previous master keys open what `keys rewrap` has not reached."""
+    for master_key in master_keys[:-1]:
+        try:
+            return unwrap_secret(master_key, wrapped, context, length)
+        except ValueError:
+            continue
+    return unwrap_secret(master_keys[-1], wrapped, context, length)
+
 
 def wrap_key(master_key: bytes, key: bytes, kid: str, subject: str) -> bytes:
-    """nonce || ciphertext || tag of a payload key under a master key, bound to kid, subject."""
-    nonce = secrets.token_bytes(NONCE_BYTES)
-    ciphertext, tag = aead.seal(master_key, nonce, key, _wrap_context(kid, subject))
-    return nonce + ciphertext + tag
+    """A payload key under a master key, bound to its kid and subject."""
+    return wrap_secret(master_key, key, payload_key_context(kid, subject))
 
 
 def unwrap_key(master_key: bytes, wrapped: bytes, kid: str, subject: str) -> bytes:
     """Inverse of wrap_key; ValueError when the master key, kid or subject do not match."""
-    if len(wrapped) != NONCE_BYTES + KEY_BYTES + TAG_BYTES:
-        raise ValueError("wrapped payload key has the wrong length")
-    nonce, ciphertext, tag = wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:-TAG_BYTES], \
-        wrapped[-TAG_BYTES:]
-    return aead.open_(master_key, nonce, ciphertext, tag, _wrap_context(kid, subject))
+    return unwrap_secret(master_key, wrapped, payload_key_context(kid, subject), KEY_BYTES)
 
 
 def unwrap_with_any(master_keys: Sequence[bytes], wrapped: bytes, kid: str,
                     subject: str) -> bytes:
-    """The key unwrapped by the first master key that opens it; ValueError when none does.
-
-    During a rotation the previous master keys open the keys `keys rewrap` has not reached."""
-    for master_key in master_keys[:-1]:
-        try:
-            return unwrap_key(master_key, wrapped, kid, subject)
-        except ValueError:
-            continue
-    return unwrap_key(master_keys[-1], wrapped, kid, subject)
+    """A payload key unwrapped by the first of master_keys that opens it."""
+    return unwrap_secret_with_any(master_keys, wrapped, payload_key_context(kid, subject),
+                                  KEY_BYTES)
 
 
-def _wrap_context(kid: str, subject: str) -> bytes:
+def payload_key_context(kid: str, subject: str) -> bytes:
     """AAD binding a wrapped key to its kid and subject, so rows cannot be swapped."""
     return WRAP_CONTEXT + kid.encode("utf-8") + b":" + subject.encode("utf-8")

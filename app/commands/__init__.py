@@ -50,5 +50,6 @@ def init_app(app: Flask) -> None:
 
 def admin_groups() -> tuple[click.Group, ...]:
     """The command groups of `flask --app wsgi` and `torchgate` (they import this module)."""
-    from app.commands import audit, identity, model
-    return (*identity.GROUPS, model.model_group, audit.audit_group)
+    from app.commands import audit, gateway_keys, identity, model
+    return (*identity.GROUPS, model.model_group, audit.audit_group,
+            gateway_keys.gateway_keys_group)

@@ -140,6 +140,8 @@ OPERATIONS_CASES = [
     Case("openmetrics", "GET", "/metrics", 200, lambda w: w.client.get(
         "/metrics", headers={"Accept": "application/openmetrics-text"})),
     Case("openapi", "GET", "/openapi.json", 200, lambda w: w.client.get("/openapi.json")),
+    Case("jwks", "GET", "/.well-known/jwks.json", 200, lambda w: w.client.get(
+        "/.well-known/jwks.json")),
 ]
 
 OIP_CASES = [

@@ -48,11 +48,12 @@ def test_rewrap_moves_keys_and_the_old_master_can_go(overrides, before):
     rotating = create_app({**overrides, "master_key": NEW, "previous_master_keys": OLD})
     assert sealed_call(rotating, sealer)[0] == 200  # not yet rewrapped: the previous key opens it
     code, out, err = invoke(rotating, "keys", "rewrap")
-    assert (code, out) == (0, {"rewrapped": 1, "already_current": 0, "total": 1,
-                               "dry_run": False})
-    assert "payload keys rewrapped under MASTER_KEY: 1; already under it: 0" in err
+    # alice's payload key and the gateway's three key pairs of a testing start-up
+    assert (code, out) == (0, {"rewrapped": 4, "already_current": 0, "total": 4, "dry_run": False,
+                               "rewrapped_by_kind": {"payload_keys": 1, "gateway_keys": 3}})
+    assert "payload and gateway keys rewrapped under MASTER_KEY: 4; already under it: 0" in err
     assert sealer.kid not in err
-    assert invoke(rotating, "keys", "rewrap")[1]["already_current"] == 1
+    assert invoke(rotating, "keys", "rewrap")[1]["already_current"] == 4
     after = create_app({**overrides, "master_key": NEW})
     status, reply = sealed_call(after, sealer)
     assert status == 200 and "outputs" in reply

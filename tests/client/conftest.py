@@ -163,18 +163,19 @@ class Live:
     client: Caller
 
     def user_kwargs(self, **extra: Any) -> dict[str, Any]:
+        """The user with its payload key, told to use it (dir): HPKE has tests of its own."""
         return {"username": self.user.name, "password": self.user.secret,
-                "kid": self.user.kid, "key": self.user.key, **extra}
+                "kid": self.user.kid, "key": self.user.key, "envelope": "dir", **extra}
 
     def client_kwargs(self, **extra: Any) -> dict[str, Any]:
         return {"client_id": self.client.name, "client_secret": self.client.secret,
-                "kid": self.client.kid, "key": self.client.key, **extra}
+                "kid": self.client.kid, "key": self.client.key, "envelope": "dir", **extra}
 
     def env(self) -> dict[str, str]:
         """The TORCHGATE_* variables the CLI and the docs' snippets read."""
         return {"TORCHGATE_URL": self.url, "TORCHGATE_USERNAME": self.user.name,
                 "TORCHGATE_PASSWORD": self.user.secret, "TORCHGATE_KID": self.user.kid,
-                "TORCHGATE_KEY": self.user.key_text}
+                "TORCHGATE_KEY": self.user.key_text, "TORCHGATE_ENVELOPE": "dir"}
 
 
 def add_callers(app, roles: tuple[str, ...] = ("analyst",)) -> tuple[Caller, Caller]:

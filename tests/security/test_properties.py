@@ -22,7 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from errors import GatewayError, InvalidInput
-from security.envelope import open_envelope, seal_envelope
+from security.envelope import open_envelope, parse_envelope, seal_envelope
+from security.envelope_hpke import open_hpke, seal_hpke, token_binding
+from security.gateway_key_algs import ALGORITHMS, X25519, XWING, hpke_public_key
 from security.rbac import BUILTIN_ROLES, Policy
 from security.sealed import open_sealed, seal_bytes
 from security.sealed_header import SealedFileError
@@ -63,6 +65,35 @@ def test_a_mutated_envelope_is_never_accepted(body: bytes) -> None:
         assert refused.status in (400, 403)
     else:  # only JSON whitespace may change: the same members, so the same authenticated bytes
         assert json.loads(body) == json.loads(ENVELOPE), "a mutated envelope was accepted"
+
+
+def hpke_envelope(alg: str) -> tuple[object, bytes]:
+    """(gateway private key, HPKE envelope of PLAINTEXT sealed to it), for `alg`."""
+    private, public = ALGORITHMS[alg].derive(bytes(range(2, 34)))
+    jwk = {**ALGORITHMS[alg].jwk_members(public), "alg": alg, "kid": KID}
+    algorithm, public_key = hpke_public_key(jwk)
+    body = seal_hpke(PLAINTEXT, public_key=public_key, algorithm=algorithm, kid=KID,
+                     token="a.b.c", now=NOW).body
+    return private, body
+
+
+HPKE_ENVELOPES = {alg: hpke_envelope(alg) for alg in (X25519, XWING)}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("alg", [X25519, XWING])
+@BOUNDED
+@given(data=st.data())
+def test_a_mutated_hpke_envelope_is_never_accepted(alg: str, data) -> None:
+    private, original = HPKE_ENVELOPES[alg]
+    body = data.draw(mutations(original))
+    try:
+        open_hpke(parse_envelope(body), private_key_for=lambda kid, header_alg: private,
+                  ath=token_binding("a.b.c"), now=NOW, max_age=300)
+    except GatewayError as refused:
+        assert refused.status in (400, 403)
+    else:
+        assert json.loads(body) == json.loads(original), "a mutated envelope was accepted"
 
 
 SEALED = seal_bytes(PLAINTEXT * 40, model="m", version="1", kek_id="k", kek=KEK, chunk_size=256)
