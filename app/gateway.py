@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from config import ConfigError, Settings
 from dataplane.call import ModelCall
 from dataplane.payload import JOSE_JSON, PLAIN_JSON, PayloadPolicy
+from dataplane.receipt import receipt_signer
 from models.registry import ModelRegistry, OnBatch
 from security.admission import RateLimit
 from security.identity import Directory
@@ -23,6 +24,7 @@ from security.keys import PayloadKeyring
 from security.lockout import LoginThrottle
 from security.private_files import private_dir, private_file
 from security.rbac import Policy
+from security.receipt_keys import ReceiptKeys
 from security.schema import metadata
 from security.sqlite_writes import NO_AUTO_CHECKPOINT
 from security.store import SharedStore, open_store
@@ -48,6 +50,11 @@ class Gateway:
     model_call: ModelCall
     token_rate: RateLimit
 
+    @property
+    def receipt_keys(self) -> ReceiptKeys:
+        """The keys receipts are signed with (published in the JWKS as `use: "sig"`)."""
+        return self.model_call.receipts.keys
+
 
 def current_gateway() -> Gateway:
     return current_app.extensions[EXTENSION]
@@ -66,6 +73,7 @@ def build_gateway(settings: Settings, *, on_batch: OnBatch | None = None) -> Gat
     policy = Policy.from_file(settings.roles_file)
     registry = ModelRegistry(settings.model_repository, settings.model_keys, settings.device,
                              on_batch=on_batch)
+    receipts = receipt_signer(settings)
     return Gateway(
         settings=settings,
         engine=engine,
@@ -83,7 +91,8 @@ def build_gateway(settings: Settings, *, on_batch: OnBatch | None = None) -> Gat
         model_call=ModelCall(
             registry=registry, policy=policy, keyring=keyring, store=store,
             payload=payload_policy(settings),
-            rate_limit=rate_limit("RATE_LIMIT_PREDICT", settings.rate_limit_predict, "predict")),
+            rate_limit=rate_limit("RATE_LIMIT_PREDICT", settings.rate_limit_predict, "predict"),
+            receipts=receipts),
         token_rate=rate_limit("RATE_LIMIT_TOKEN", settings.rate_limit_token, "token"),
     )
 

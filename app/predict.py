@@ -14,6 +14,7 @@ from dataplane.call import CallRequest, Respond
 from dataplane.payload import Body
 from errors import ModelNotFound, PayloadTooLarge
 from models.runner import ModelRunner
+from security.receipts import RECEIPT_AT
 from security.tokens import Identity
 
 bp = Blueprint("predict", __name__)
@@ -29,12 +30,14 @@ def predict(name: str, version: str | None = None):
 
 
 def call_model(name: str, version: str | None, respond: Respond,
-               unsupported: str | None = None) -> Response:
+               unsupported: str | None = None,
+               receipt_at: tuple[str, ...] = RECEIPT_AT) -> Response:
     """The dataplane's answer to this HTTP request (shared by /predict and /v2 infer)."""
     identity, claims = identify(check_revocation=False)  # the dataplane's admission checks it
     reply = current_gateway().model_call.run(
         CallRequest(identity=identity, claims=claims, model=name, version=version,
-                    body=http_body(), respond=respond, unsupported=unsupported),
+                    body=http_body(), respond=respond, unsupported=unsupported,
+                    receipt_at=receipt_at),
         current_facts())
     return Response(reply.body, mimetype=reply.media_type)
 

@@ -7,7 +7,7 @@
        admission      one store round trip: token revoked 401, rate limit 429, replay 400
     4. validate       inputs against the model's declared inputs                   422
     5. infer          torch, inference_mode, on the model's device (batched when declared)
-    6. seal reply     same key, fresh IV
+    6. seal reply     a signed receipt appended (dataplane.receipt); same key, fresh IV
     7. audit          by the finishing hook, from the RequestFacts this call filled in
 
 A request refused before its admission still asks the store whether the token is revoked (and
@@ -30,6 +30,7 @@ from dataplane.payload import (
     read_body,
     seal_reply,
 )
+from dataplane.receipt import ReceiptSigner
 from dataplane.record import RequestFacts
 from errors import (
     Forbidden,
@@ -44,6 +45,7 @@ from models.runner import ModelRunner
 from security.admission import Admission, AdmissionRequest, RateLimit
 from security.keys import PayloadKeyring
 from security.rbac import Policy
+from security.receipts import RECEIPT_AT
 from security.store import SharedStore
 from security.tokens import INVALID_TOKEN_CHALLENGE, Identity, revocation_keys
 
@@ -62,6 +64,7 @@ class CallRequest:
     body: Body
     respond: Respond
     unsupported: str | None = None  # a protocol-level reason to answer 415 at the media step
+    receipt_at: tuple[str, ...] = RECEIPT_AT  # the reply member path that carries the receipt
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,7 @@ class ModelCall:
     store: SharedStore
     payload: PayloadPolicy
     rate_limit: RateLimit
+    receipts: ReceiptSigner
 
     def run(self, call: CallRequest, facts: RequestFacts) -> Reply:
         """The reply to `call`, or the GatewayError of the first check that failed."""
@@ -97,7 +101,9 @@ class ModelCall:
         self._admit(call, opened.claim_key, counted=True)
         facts.subject = call.identity.subject
         body = call.respond(runner, parse_object(opened.plaintext), facts.request_id)
-        return Reply(*seal_reply(body, opened))
+        text = self.receipts.reply(body, call.receipt_at, facts=facts, runner=runner,
+                                   opened=opened)
+        return Reply(*seal_reply(text, opened))
 
     def _authorize(self, call: CallRequest) -> None:
         permission = f"predict:{call.model}"

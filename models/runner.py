@@ -114,6 +114,7 @@ class ModelRunner:
     device: torch.device
     version: str
     batcher: Batcher | None = field(default=None, repr=False)
+    weights_sha256: str | None = None  # of the safetensors bytes; receipts name the weights by it
 
     def predict(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """Checked inputs, inference and the reply body for one decrypted request."""
