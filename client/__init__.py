@@ -5,6 +5,7 @@ from client.errors import (
     Forbidden,
     InvalidEnvelope,
     InvalidInput,
+    InvalidReceipt,
     InvalidRequest,
     KeyNotAllowed,
     ModelUnavailable,
@@ -26,7 +27,8 @@ from client.tokens import Token
 from client.transport import RetryPolicy
 
 __all__ = [
-    "AuthError", "Forbidden", "InvalidEnvelope", "InvalidInput", "InvalidRequest",
+    "AuthError", "Forbidden", "InvalidEnvelope", "InvalidInput", "InvalidReceipt",
+    "InvalidRequest",
     "KeyNotAllowed", "ModelUnavailable", "NotFound", "PayloadKey", "RateLimited",
     "ReplayedEnvelope", "RetryPolicy", "ServerError", "StaleEnvelope", "Token",
     "TokenExpired", "TokenRevoked", "TorchgateClient", "TorchgateError", "TransportError",

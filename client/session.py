@@ -10,10 +10,18 @@ from urllib.parse import quote, urlencode
 
 import requests
 
-from client.errors import InvalidEnvelope, ServerError, TokenExpired, error_for_response
-from client.sealing import SEALED, PayloadKey
+from client.errors import (
+    InvalidEnvelope,
+    InvalidReceipt,
+    ServerError,
+    TokenExpired,
+    error_for_response,
+)
+from client.receipts import JWKS_PATH, Jwks, ReceiptChecker, SentCall
+from client.sealing import SEALED, PayloadKey, request_plaintext
 from client.tokens import ClientCredentialsGrant, Grant, PasswordGrant, Token, TokenSource
 from client.transport import Prepared, RetryPolicy, Transport
+from security.receipts import RECEIPT_AT
 
 PLAIN = "application/json"
 DEFAULT_RETRY = RetryPolicy()
@@ -29,7 +37,10 @@ class TorchgateClient:
                  key: str | bytes | None = None, timeout: float = 10.0,
                  retries: RetryPolicy | int = DEFAULT_RETRY, refresh_leeway: float = 30.0,
                  envelope_max_age: int = 300, clock: Callable[[], float] = time.time,
-                 session: requests.Session | None = None):
+                 session: requests.Session | None = None, verify_receipts: bool = True,
+                 receipt_keys: Jwks | None = None):
+        """verify_receipts: check every reply's receipt (docs/receipts.md) with receipt_keys,
+        a JWKS pinned by the caller, or else the gateway's, fetched on first use and pinned."""
         retry = retries if isinstance(retries, RetryPolicy) else RetryPolicy(attempts=retries + 1)
         self._transport = Transport(base_url, timeout=timeout, retry=retry, session=session)
         grant = _grant(username, password, client_id, client_secret)
@@ -38,6 +49,8 @@ class TorchgateClient:
             raise ValueError("give kid and key, or neither (plain JSON, if the gateway allows it)")
         self._key = None if kid is None or key is None else PayloadKey.from_text(kid, key)
         self._max_age = envelope_max_age
+        self._receipts = (ReceiptChecker(self._fetch_receipt_keys, receipt_keys)
+                          if verify_receipts else None)
 
     def __enter__(self) -> TorchgateClient:
         return self
@@ -54,15 +67,29 @@ class TorchgateClient:
 
     def predict(self, model: str, inputs: Any, *, version: str | None = None,
                 parameters: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """One model call: sealed request, opened reply {"model", "version", "outputs", ...}."""
+        """One model call: sealed request, opened reply {"model", "version", "outputs", ...,
+        "receipt"}; InvalidReceipt when the receipt does not verify."""
+        return _object(self.predict_plaintext(model, inputs, version=version,
+                                              parameters=parameters))
+
+    def predict_plaintext(self, model: str, inputs: Any, *, version: str | None = None,
+                          parameters: Mapping[str, Any] | None = None) -> bytes:
+        """predict's reply as the exact bytes the gateway sealed: what its receipt covers, so
+        a saved copy can be verified offline (`python -m client verify-receipt`)."""
         payload: dict[str, Any] = {"inputs": _plain(inputs)}
         if parameters is not None:
             payload["parameters"] = dict(parameters)
         path = f"/predict/{quote(model, safe='')}"
         if version is not None:
             path += f"/versions/{quote(str(version), safe='')}"
-        response = self._call("POST", path, self._body(payload))
-        return self._reply(response)
+        plaintext = request_plaintext(payload)
+        response = self._call("POST", path, self._body(plaintext))
+        reply = self._reply(response)
+        _object(reply, response.status_code)  # not JSON is invalid-answer, not a bad receipt
+        if self._receipts is not None:
+            sent = SentCall(model=model, plaintext=plaintext, body=response.request.body)
+            self._receipts.check(reply, RECEIPT_AT, sent)
+        return reply
 
     def models(self) -> list[dict[str, Any]]:
         """The models this caller may use or read."""
@@ -86,12 +113,21 @@ class TorchgateClient:
         self._call("POST", "/auth/revoke", lambda: (form, "application/x-www-form-urlencoded"))
         self._tokens.forget()
 
-    def _body(self, payload: dict[str, Any]) -> Body:
+    def _body(self, plaintext: bytes) -> Body:
         """Each call seals anew: a retried request must never reuse an envelope."""
         if self._key is None:
-            return lambda: (json.dumps(payload).encode("utf-8"), PLAIN)
+            return lambda: (plaintext, PLAIN)
         key = self._key
-        return lambda: (key.seal(payload), SEALED)
+        return lambda: (key.seal(plaintext), SEALED)
+
+    def _fetch_receipt_keys(self) -> Jwks:
+        response = self._transport.send("GET", JWKS_PATH, lambda: Prepared(
+            headers={"Accept": PLAIN}))
+        if not response.ok:
+            raise InvalidReceipt(f"The gateway's receipt keys could not be fetched from "
+                                 f"{JWKS_PATH}.", status=response.status_code,
+                                 slug="invalid-receipt")
+        return _json(response)
 
     def _call(self, method: str, path: str, body: Body | None = None) -> requests.Response:
         """Send with a bearer token; after a 401 token-expired, renew it and send once more."""
@@ -113,15 +149,15 @@ class TorchgateClient:
         data, content_type = body()
         return Prepared(headers={**headers, "Content-Type": content_type}, data=data)
 
-    def _reply(self, response: requests.Response) -> dict[str, Any]:
+    def _reply(self, response: requests.Response) -> bytes:
         sealed = response.headers.get("Content-Type", "").startswith(SEALED)
         if self._key is None:
-            return _json(response)
+            return response.content
         if not sealed:  # a sealed request must get a sealed answer: never accept a downgrade
             raise InvalidEnvelope("The reply was not sealed.", status=response.status_code,
                                   slug="invalid-reply-envelope")
         sent = response.request.body  # the last attempt's envelope: each retry seals anew
-        return self._key.open(response.content, request=sent, max_age=self._max_age)
+        return self._key.open_plaintext(response.content, request=sent, max_age=self._max_age)
 
 
 def _grant(username: str | None, password: str | None, client_id: str | None,
@@ -135,13 +171,17 @@ def _grant(username: str | None, password: str | None, client_id: str | None,
 
 def _json(response: requests.Response) -> dict[str, Any]:
     """The JSON object of a 2xx answer; ServerError when it is anything else."""
+    return _object(response.content, response.status_code)
+
+
+def _object(text: bytes, status: int = 200) -> dict[str, Any]:
     try:
-        value = response.json()
-    except ValueError:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
         value = None
     if not isinstance(value, dict):
-        raise ServerError("The gateway's answer is not a JSON object.",
-                          status=response.status_code, slug="invalid-answer")
+        raise ServerError("The gateway's answer is not a JSON object.", status=status,
+                          slug="invalid-answer")
     return value
 
 

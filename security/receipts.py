@@ -37,6 +37,10 @@ class ReceiptError(Exception):
     """A receipt that does not verify, or a reply that does not carry one properly."""
 
 
+class UnknownReceiptKey(ReceiptError):
+    """No signing key of the JWKS has the receipt's kid (a client may refetch the JWKS)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReceiptClaims:
     """What the gateway signs; docs/receipts.md defines each member and digest."""
@@ -125,8 +129,10 @@ def select_key(jwks: Mapping[str, Any] | Sequence[Mapping[str, Any]], kid: str,
         raise ReceiptError("the JWKS has no keys")
     named = [key for key in keys if isinstance(key, Mapping) and key.get("kid") == kid
              and key.get("use") == "sig"]
+    if not named:
+        raise UnknownReceiptKey(f"no signing key {kid!r} in the JWKS")
     if len(named) != 1:
-        raise ReceiptError(f"no single signing key {kid!r} in the JWKS")
+        raise ReceiptError(f"more than one signing key {kid!r} in the JWKS")
     if named[0].get("alg") != alg:
         raise ReceiptError(f"signing key {kid!r} is not an {alg} key")
     return named[0]

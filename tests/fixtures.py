@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from flask import Flask
 from safetensors.torch import save_file
 from werkzeug.serving import make_server
 
@@ -78,3 +79,15 @@ def serve_in_thread(wsgi: Callable) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+RECEIPT_JWKS_PATH = "/.well-known/jwks.json"
+
+
+def publish_receipt_keys(app: Flask) -> Flask:
+    """Serve the app's receipt keys at /.well-known/jwks.json when no route does yet: a test
+    stand-in for the gateway key store's JWKS route, which takes precedence once present."""
+    if not any(rule.rule == RECEIPT_JWKS_PATH for rule in app.url_map.iter_rules()):
+        app.add_url_rule(RECEIPT_JWKS_PATH, "test_receipt_jwks", lambda: {
+            "keys": app.extensions["torchgate"].receipt_keys.public_jwks()})
+    return app

@@ -24,7 +24,7 @@ from models.zoo import MLP
 from security import passwords
 from security.encoding import b64url_encode
 from tests.conftest import KEK, KEK_ID, write_tiny_model
-from tests.fixtures import serve_in_thread, write_model
+from tests.fixtures import publish_receipt_keys, serve_in_thread, write_model
 
 PASSWORD = "correct horse battery staple"
 
@@ -193,7 +193,7 @@ def add_callers(app, roles: tuple[str, ...] = ("analyst",)) -> tuple[Caller, Cal
 def start_live(serve, overrides) -> Callable[..., Live]:
     """A live gateway with extra setting overrides (jwt_access_ttl=2), optionally wrapped."""
     def start(wrap: Callable[[Callable], Callable] | None = None, **settings: Any) -> Live:
-        app = create_app({**overrides, **settings})
+        app = publish_receipt_keys(create_app({**overrides, **settings}))
         user, client = add_callers(app)
         recorder = Recorder(app if wrap is None else wrap(app))
         return Live(serve(recorder), app, recorder, user, client)
