@@ -11,12 +11,13 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import jwt
 import orjson
 
+from security.encoding import b64url_decode
 from security.receipt_algorithms import (
     ALGORITHMS,
     KeyFormatError,
@@ -57,7 +58,7 @@ class ReceiptClaims:
     reply_sha256: str
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_json(cls, value: Any) -> ReceiptClaims:
@@ -83,7 +84,7 @@ def sha256_hex(data: bytes) -> str:
 
 def sign_receipt(claims: ReceiptClaims, key: SigningKey) -> str:
     """The compact JWS of `claims` under `key` (header: alg, kid, typ)."""
-    return receipt_jws().encode(orjson.dumps(claims.to_json()), key.private, algorithm=key.alg,
+    return receipt_jws().encode(orjson.dumps(claims), key.private, algorithm=key.alg,
                                 headers={"kid": key.kid, "typ": RECEIPT_TYPE})
 
 
@@ -109,11 +110,13 @@ def verify_receipt(receipt: Any, jwks: Mapping[str, Any] | Sequence[Mapping[str,
 
 
 def _checked_header(receipt: str) -> dict[str, Any]:
+    """The protected header, read once here (PyJWT's own reader is ~1 µs per character)."""
     try:
-        header = receipt_jws().get_unverified_header(receipt)
-    except jwt.PyJWTError as exc:
+        header = json.loads(b64url_decode(receipt.partition(".")[0]))
+    except (ValueError, RecursionError) as exc:
         raise ReceiptError("the receipt's header is malformed") from exc
-    if set(header) != HEADER_MEMBERS or header["typ"] != RECEIPT_TYPE:
+    if not isinstance(header, dict) or set(header) != HEADER_MEMBERS or \
+            header["typ"] != RECEIPT_TYPE:
         raise ReceiptError("the receipt's header must be exactly alg, kid and typ "
                            f"{RECEIPT_TYPE!r}")
     if header["alg"] not in ALGORITHMS or not isinstance(header["kid"], str):
