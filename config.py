@@ -102,6 +102,8 @@ class Settings:
     gateway_key_overlap: int = _setting(86400, "seconds a rotated gateway key still opens")
     jwks_max_age: int = _setting(300, "seconds clients may cache /.well-known/jwks.json")
     max_body_bytes: int = _setting(10 * 1024 * 1024, "largest request body; more is 413")
+    receipt_algorithm: str = _setting("EdDSA", "JWS algorithm of reply receipts: `EdDSA` "
+                                      "(Ed25519) or `ML-DSA-65` (docs/receipts.md)")
     device: str = _setting("auto", "`auto` (CUDA when available), `cpu`, `cuda`, `cuda:N`; a "
                            "model's manifest may override")
     login_max_failures: int = _setting(5, "failed logins per username and per address before "

@@ -23,6 +23,7 @@ from dataplane.payload import (
     PayloadPolicy,
     parse_envelope_modes,
 )
+from dataplane.receipt import receipt_signer
 from dataplane.watch import Flag, build_watch
 from models.registry import ModelRegistry, OnBatch
 from security.admission import RateLimit
@@ -33,6 +34,7 @@ from security.keys import PayloadKeyring
 from security.lockout import LoginThrottle
 from security.private_files import private_dir, private_file
 from security.rbac import Policy
+from security.receipt_keys import ReceiptKeys
 from security.schema import metadata
 from security.sqlite_writes import NO_AUTO_CHECKPOINT
 from security.store import SharedStore, open_store
@@ -59,6 +61,11 @@ class Gateway:
     model_call: ModelCall
     token_rate: RateLimit
 
+    @property
+    def receipt_keys(self) -> ReceiptKeys:
+        """The keys receipts are signed with (published in the JWKS as `use: "sig"`)."""
+        return self.model_call.receipts.keys
+
 
 def current_gateway() -> Gateway:
     return current_app.extensions[EXTENSION]
@@ -84,6 +91,7 @@ def build_gateway(settings: Settings, *, on_batch: OnBatch | None = None,
     policy = Policy.from_file(settings.roles_file)
     registry = ModelRegistry(settings.model_repository, settings.model_keys, settings.device,
                              on_batch=on_batch)
+    receipts = receipt_signer(settings, gateway_keys)
     return Gateway(
         settings=settings,
         engine=engine,
@@ -106,7 +114,8 @@ def build_gateway(settings: Settings, *, on_batch: OnBatch | None = None,
             store=store,
             payload=payload_policy(settings),
             rate_limit=rate_limit("RATE_LIMIT_PREDICT", settings.rate_limit_predict, "predict"),
-            watch=build_watch(settings, on_flag or _unreported)),
+            watch=build_watch(settings, on_flag or _unreported),
+            receipts=receipts),
         token_rate=rate_limit("RATE_LIMIT_TOKEN", settings.rate_limit_token, "token"),
     )
 

@@ -24,6 +24,7 @@ from models.runner import ModelRunner
 
 BINARY_DATA_HEADER = "Inference-Header-Content-Length"
 SERVER_NAME = "torchgate"
+RECEIPT_AT_OIP = ("parameters", "receipt")  # OIP replies carry extra members in parameters
 
 bp = Blueprint("oip", __name__, url_prefix="/v2")
 
@@ -78,11 +79,12 @@ def infer(name: str, version: str | None = None):
     """OIP inference, sealed like /predict (plain application/json only when PAYLOAD_ENCRYPTION
     is optional). Plaintext in: {"id"?, "parameters"?, "inputs": [{"name", "shape", "datatype",
     "data"}], "outputs"?: [{"name"}]}, data flat row-major or nested. Plaintext out:
-    {"model_name", "model_version", "id"?, "outputs": [{"name", "shape", "datatype", "data"}]},
-    sealed with the request's key. Binary tensor data is not supported (415)."""
+    {"model_name", "model_version", "id"?, "outputs": [{"name", "shape", "datatype", "data"}],
+    "parameters": {"receipt"}}, sealed with the request's key (docs/receipts.md). Binary
+    tensor data is not supported (415)."""
     unsupported = ("Binary tensor data is not supported; send the tensors as JSON data."
                    if BINARY_DATA_HEADER in request.headers else None)
-    return call_model(name, version, _infer, unsupported)
+    return call_model(name, version, _infer, unsupported, RECEIPT_AT_OIP)
 
 
 def _infer(runner: ModelRunner, payload: dict[str, Any], _request_id: str,

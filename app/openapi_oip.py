@@ -6,7 +6,7 @@ from typing import Any
 
 from app.openapi_paths import CHECK_ORDER, path_parameter, sealed_reply, sealed_request_body
 from app.openapi_responses import BEARER, body, operation, problem_responses, problems
-from app.openapi_schemas import Schema, ref
+from app.openapi_schemas import RECEIPT, Schema, ref
 from models.oip_tensors import DATATYPES, PLATFORM
 
 OIP_PROBLEM = "OipProblem"
@@ -82,7 +82,9 @@ def oip_schemas() -> dict[str, Schema]:
             "model_version": {"type": "string"},
             "id": {"type": "string"},
             "outputs": {"type": "array", "items": ref("OipResponseOutput")},
-        }, ("model_name", "model_version", "outputs"),
+            "parameters": _object({"receipt": RECEIPT}, ("receipt",),
+                                  additionalProperties=False),
+        }, ("model_name", "model_version", "outputs", "parameters"),
             description="The plaintext of a sealed /v2 infer reply."),
         "OipError": {"type": "object", "required": ["error"],
                      "properties": {"error": {"type": "string",

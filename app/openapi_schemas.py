@@ -25,6 +25,11 @@ def _object(properties: Schema, required: tuple[str, ...] = (), **extra: Any) ->
     return {"type": "object", "required": list(required), "properties": properties, **extra}
 
 
+RECEIPT: Schema = _string("The gateway's signed receipt, a compact JWS; always the reply's last "
+                          "member (docs/receipts.md)",
+                          pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+
+
 def _b64url(description: str, **extra: Any) -> Schema:
     return _string(description, pattern=B64URL_PATTERN, contentEncoding="base64url", **extra)
 
@@ -210,7 +215,8 @@ def predict_schemas() -> dict[str, Schema]:
             "labels": {"anyOf": [{"type": "string"}, ref("LabelTensor")],
                        "description": "When the model declares labels."},
             "request_id": {"type": "string"},
-        }, ("model", "version", "outputs", "request_id"), additionalProperties=False,
+            "receipt": RECEIPT,
+        }, ("model", "version", "outputs", "request_id", "receipt"), additionalProperties=False,
             description="The plaintext of a sealed reply."),
     }
 

@@ -16,6 +16,7 @@ from errors import Forbidden, ModelNotFound, PayloadTooLarge
 from models.output_policy import OutputPolicy
 from models.runner import ModelRunner
 from security.envelope_hpke import token_binding
+from security.receipts import RECEIPT_AT
 from security.tokens import Identity
 
 bp = Blueprint("predict", __name__)
@@ -32,13 +33,14 @@ def predict(name: str, version: str | None = None):
 
 
 def call_model(name: str, version: str | None, respond: Respond,
-               unsupported: str | None = None) -> Response:
+               unsupported: str | None = None,
+               receipt_at: tuple[str, ...] = RECEIPT_AT) -> Response:
     """The dataplane's answer to this HTTP request (shared by /predict and /v2 infer)."""
     identity, claims = identify(check_revocation=False)  # the dataplane's admission checks it
     reply = current_gateway().model_call.run(
         CallRequest(identity=identity, claims=claims, model=name, version=version,
                     body=http_body(), respond=respond, unsupported=unsupported,
-                    token_binding=token_binding(bearer_token())),
+                    token_binding=token_binding(bearer_token()), receipt_at=receipt_at),
         current_facts())
     return Response(reply.body, mimetype=reply.media_type, headers=reply.headers)
 

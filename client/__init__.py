@@ -5,6 +5,7 @@ from client.errors import (
     Forbidden,
     InvalidEnvelope,
     InvalidInput,
+    InvalidReceipt,
     InvalidRequest,
     KeyNotAllowed,
     ModelUnavailable,
@@ -27,8 +28,9 @@ from client.tokens import Token
 from client.transport import RetryPolicy
 
 __all__ = [
-    "AuthError", "Forbidden", "InvalidEnvelope", "InvalidInput", "InvalidRequest",
-    "KeyNotAllowed", "ModelUnavailable", "NotFound", "PayloadKey", "QuotaExceeded", "RateLimited",
+    "AuthError", "Forbidden", "InvalidEnvelope", "InvalidInput", "InvalidReceipt",
+    "InvalidRequest", "KeyNotAllowed", "ModelUnavailable", "NotFound", "PayloadKey",
+    "QuotaExceeded", "RateLimited",
     "ReplayedEnvelope", "RetryPolicy", "ServerError", "StaleEnvelope", "Token",
     "TokenExpired", "TokenRevoked", "TorchgateClient", "TorchgateError", "TransportError",
     "Unauthorized", "Unavailable",

@@ -17,6 +17,8 @@ from typing import Any
 
 from client.errors import TorchgateError
 from client.session import TorchgateClient
+from security.receipt_files import check_saved, parse_saved, read_jwks_file
+from security.receipts import ReceiptError
 
 ENV = "TORCHGATE_"
 SECRETS = ("PASSWORD", "CLIENT_SECRET", "KEY")
@@ -27,17 +29,24 @@ class UsageError(Exception):
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """Run one command; 0 on success, 1 when the gateway refused, 2 on a usage error."""
+    """Run one command; 0 on success, 1 when the gateway (or a receipt) refused, 2 on a usage
+    error."""
     args = _parser().parse_args(argv)
     try:
-        client = _client(resolve_settings(args, os.environ if environ is None else environ))
-        with client:
-            result = COMMANDS[args.command](client, args)
+        if args.command in OFFLINE:
+            result = OFFLINE[args.command](args)
+        else:
+            client = _client(resolve_settings(args, os.environ if environ is None else environ))
+            with client:
+                result = COMMANDS[args.command](client, args)
     except UsageError as exc:
         print(f"torchgate: {exc}", file=sys.stderr)
         return 2
     except TorchgateError as exc:
         print(f"torchgate: {_describe(exc)}", file=sys.stderr)
+        return 1
+    except ReceiptError as exc:
+        print(f"torchgate: invalid-receipt: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(result))
     return 0
@@ -94,8 +103,28 @@ def read_inputs(path: str) -> dict[str, Any]:
 
 def _predict(client: TorchgateClient, args: argparse.Namespace) -> dict[str, Any]:
     request = read_inputs(args.input)
-    return client.predict(args.model, request["inputs"], version=args.version,
-                          parameters=request.get("parameters"))
+    reply = client.predict_plaintext(args.model, request["inputs"], version=args.version,
+                                     parameters=request.get("parameters"))
+    if args.save_reply is not None:
+        try:
+            args.save_reply.write_bytes(reply)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.save_reply}: {exc.strerror}") from exc
+    return json.loads(reply)
+
+
+def _verify_receipt(args: argparse.Namespace) -> dict[str, Any]:
+    """Offline: the saved receipt's claims once its signature and digests check out."""
+    saved = parse_saved(_read_bytes(args.file))
+    request = None if args.request is None else _read_bytes(args.request)
+    return check_saved(saved, read_jwks_file(args.jwks), request).to_json()
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
 
 
 def _revoke(client: TorchgateClient, args: argparse.Namespace) -> dict[str, Any]:
@@ -110,6 +139,9 @@ COMMANDS: dict[str, Callable[[TorchgateClient, argparse.Namespace], dict[str, An
     "whoami": lambda client, args: client.whoami(),
     "token": lambda client, args: client.token().to_json(),
     "revoke": _revoke,
+}
+OFFLINE: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "verify-receipt": _verify_receipt,
 }
 
 
@@ -136,11 +168,19 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("model")
     predict.add_argument("--input", required=True, help='JSON file ({"inputs": ...}), - for stdin')
     predict.add_argument("--version")
+    predict.add_argument("--save-reply", type=Path, help="write the reply plaintext, as "
+                         "received, to this file (for verify-receipt)")
     commands.add_parser("models", help="the models this caller may use")
     commands.add_parser("model", help="one model's description").add_argument("name")
     commands.add_parser("whoami", help="the caller's subject, roles and permissions")
     commands.add_parser("token", help="print a fresh token answer (contains secrets)")
     commands.add_parser("revoke", help="revoke the caller's tokens")
+    verify = commands.add_parser("verify-receipt", help="offline: check a saved receipt, or a "
+                                 "reply saved by predict --save-reply, against a JWKS")
+    verify.add_argument("file", type=Path, help="the receipt (compact JWS) or the saved reply")
+    verify.add_argument("--jwks", type=Path, required=True,
+                        help="the gateway's JWKS (GET /.well-known/jwks.json), saved")
+    verify.add_argument("--request", type=Path, help="the request plaintext, to check its digest")
     return parser
 
 

@@ -64,6 +64,10 @@ class AuthError(Unauthorized):
         return self.slug
 
 
+class InvalidReceipt(TorchgateError):
+    """A successful reply whose receipt does not verify, or does not describe this call."""
+
+
 class Forbidden(TorchgateError):
     """403 forbidden: the caller's roles lack the permission."""
 

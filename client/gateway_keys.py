@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from client.errors import KeyNotAllowed, ServerError
-from client.sealing import PayloadKey
+from client.sealing import PayloadKey, request_plaintext
 from security.envelope_hpke import seal_hpke
 from security.gateway_key_algs import ENC, X25519, XWING, KeyAlgorithm, hpke_public_key
 
@@ -31,10 +31,11 @@ class GatewayKey:
     algorithm: KeyAlgorithm
     public_key: Any = field(repr=False)
 
-    def seal(self, payload: dict[str, Any], token: str,
+    def seal(self, payload: dict[str, Any] | bytes, token: str,
              clock: Callable[[], float] = time.time) -> tuple[bytes, PayloadKey]:
-        """(request body, reply key): each call a fresh encapsulation, iat now, bound to token."""
-        plaintext = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        """(request body, reply key): each call a fresh encapsulation, iat now, bound to token;
+        around the JSON of `payload`, or `payload` itself when it is JSON bytes already."""
+        plaintext = payload if isinstance(payload, bytes) else request_plaintext(payload)
         sealed = seal_hpke(plaintext, public_key=self.public_key, algorithm=self.algorithm,
                            kid=self.kid, token=token, now=clock())
         return sealed.body, PayloadKey(sealed.kid, sealed.reply_key)
@@ -67,6 +68,14 @@ class KeyPin:
             except ValueError:
                 continue
             return GatewayKey(str(jwk["kid"]), algorithm, public_key)
+        return None
+
+    def pinned_signing_set(self) -> dict[str, Any] | None:
+        """The set pinned so far when it holds receipt keys (`use: "sig"`), else None."""
+        keys = self._pinned.get("keys") if isinstance(self._pinned, dict) else None
+        if isinstance(keys, list) and any(isinstance(k, dict) and k.get("use") == "sig"
+                                          for k in keys):
+            return self._pinned
         return None
 
     def _trusted(self, fetch: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:

@@ -16,6 +16,11 @@ from security.envelope import KEY_BYTES, open_envelope, request_digest, seal_env
 SEALED = "application/jose+json"
 
 
+def request_plaintext(payload: dict[str, Any]) -> bytes:
+    """The request plaintext the client sends: compact JSON, UTF-8."""
+    return json.dumps(payload, separators=(",", ":")).encode("utf-8")
+
+
 @dataclass(frozen=True)
 class PayloadKey:
     """A payload key as `flask keys issue` prints it: the id and the 256-bit key."""
@@ -33,13 +38,15 @@ class PayloadKey:
         raw = key if isinstance(key, bytes) else b64url_decode(key.strip(), allow_padding=True)
         return cls(kid, raw)
 
-    def seal(self, payload: dict[str, Any], clock: Callable[[], float] = time.time) -> bytes:
-        """A fresh envelope (new random IV, iat now) around the JSON of `payload`."""
-        plaintext = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+    def seal(self, payload: dict[str, Any] | bytes,
+             clock: Callable[[], float] = time.time) -> bytes:
+        """A fresh envelope (new random IV, iat now) around the JSON of `payload` (or around
+        `payload` itself, already JSON bytes)."""
+        plaintext = payload if isinstance(payload, bytes) else request_plaintext(payload)
         return seal_envelope(plaintext, key=self.key, kid=self.kid, now=clock())
 
-    def open(self, body: bytes, *, request: bytes, max_age: int,
-             clock: Callable[[], float] = time.time) -> dict[str, Any]:
+    def open_plaintext(self, body: bytes, *, request: bytes, max_age: int,
+                       clock: Callable[[], float] = time.time) -> bytes:
         """Authenticate and decrypt the sealed reply to `request` (the body as sent);
         InvalidEnvelope when it is not ours, not fresh, or answers another request."""
         try:
@@ -48,7 +55,13 @@ class PayloadKey:
         except GatewayError as exc:  # the envelope code's InvalidEnvelope / StaleEnvelope
             raise InvalidEnvelope("The reply envelope could not be opened.",
                                   slug="invalid-reply-envelope") from exc
-        value = json.loads(opened.plaintext)
+        return opened.plaintext
+
+    def open(self, body: bytes, *, request: bytes, max_age: int,
+             clock: Callable[[], float] = time.time) -> dict[str, Any]:
+        """The sealed reply to `request` as a JSON object (see open_plaintext)."""
+        value = json.loads(self.open_plaintext(body, request=request, max_age=max_age,
+                                               clock=clock))
         if not isinstance(value, dict):
             raise InvalidEnvelope("The reply is not a JSON object.", slug="invalid-reply-envelope")
         return value

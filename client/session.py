@@ -11,11 +11,19 @@ from urllib.parse import quote, urlencode
 
 import requests
 
-from client.errors import InvalidEnvelope, ServerError, TokenExpired, error_for_response
+from client.errors import (
+    InvalidEnvelope,
+    InvalidReceipt,
+    ServerError,
+    TokenExpired,
+    error_for_response,
+)
 from client.gateway_keys import JWKS_PATH, GatewayKey, KeyPin
-from client.sealing import SEALED, PayloadKey
+from client.receipts import Jwks, ReceiptChecker, SentCall
+from client.sealing import SEALED, PayloadKey, request_plaintext
 from client.tokens import ClientCredentialsGrant, Grant, PasswordGrant, Token, TokenSource
 from client.transport import Prepared, RetryPolicy, Transport
+from security.receipts import RECEIPT_AT
 
 PLAIN = "application/json"
 DEFAULT_RETRY = RetryPolicy()
@@ -40,7 +48,10 @@ class TorchgateClient:
                  retries: RetryPolicy | int = DEFAULT_RETRY, refresh_leeway: float = 30.0,
                  envelope_max_age: int = 300, clock: Callable[[], float] = time.time,
                  session: requests.Session | None = None, envelope: str = "auto",
-                 pin_file: str | Path | None = None, gateway_keys: str | Path | None = None):
+                 pin_file: str | Path | None = None, gateway_keys: str | Path | None = None,
+                 verify_receipts: bool = True, receipt_keys: Jwks | None = None):
+        """verify_receipts: check every reply's receipt (docs/receipts.md) with receipt_keys,
+        a JWKS pinned by the caller, or else the gateway's, fetched on first use and pinned."""
         retry = retries if isinstance(retries, RetryPolicy) else RetryPolicy(attempts=retries + 1)
         self._transport = Transport(base_url, timeout=timeout, retry=retry, session=session)
         grant = _grant(username, password, client_id, client_secret)
@@ -56,6 +67,9 @@ class TorchgateClient:
                            tofu_file=None if pin_file is None else Path(pin_file))
         self._max_age = envelope_max_age
         self._clock = clock
+        self._receipts = (ReceiptChecker(self._fetch_receipt_keys, receipt_keys)
+                          if verify_receipts else None)
+        self._pinned_for_receipts: Callable[[], Jwks | None] | None = self._pin.pinned_signing_set
 
     def __enter__(self) -> TorchgateClient:
         return self
@@ -72,16 +86,30 @@ class TorchgateClient:
 
     def predict(self, model: str, inputs: Any, *, version: str | None = None,
                 parameters: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """One model call: sealed request, opened reply {"model", "version", "outputs", ...}."""
+        """One model call: sealed request, opened reply {"model", "version", "outputs", ...,
+        "receipt"}; InvalidReceipt when the receipt does not verify."""
+        return _object(self.predict_plaintext(model, inputs, version=version,
+                                              parameters=parameters))
+
+    def predict_plaintext(self, model: str, inputs: Any, *, version: str | None = None,
+                          parameters: Mapping[str, Any] | None = None) -> bytes:
+        """predict's reply as the exact bytes the gateway sealed: what its receipt covers, so
+        a saved copy can be verified offline (`python -m client verify-receipt`)."""
         payload: dict[str, Any] = {"inputs": _plain(inputs)}
         if parameters is not None:
             payload["parameters"] = dict(parameters)
         path = f"/predict/{quote(model, safe='')}"
         if version is not None:
             path += f"/versions/{quote(str(version), safe='')}"
+        plaintext = request_plaintext(payload)
         reply_keys: ReplyKeys = {}
-        response = self._call("POST", path, self._body(payload, reply_keys))
-        return self._reply(response, reply_keys)
+        response = self._call("POST", path, self._body(plaintext, reply_keys))
+        reply = self._reply(response, reply_keys)
+        _object(reply, response.status_code)  # not JSON is invalid-answer, not a bad receipt
+        if self._receipts is not None:
+            sent = SentCall(model=model, plaintext=plaintext, body=response.request.body)
+            self._receipts.check(reply, RECEIPT_AT, sent)
+        return reply
 
     def models(self) -> list[dict[str, Any]]:
         """The models this caller may use or read."""
@@ -106,21 +134,21 @@ class TorchgateClient:
                    lambda token: (form, "application/x-www-form-urlencoded"))
         self._tokens.forget()
 
-    def _body(self, payload: dict[str, Any], reply_keys: ReplyKeys) -> Body:
+    def _body(self, plaintext: bytes, reply_keys: ReplyKeys) -> Body:
         """Each call seals anew: a retried request must never reuse an envelope."""
         gateway_key = self._gateway_key()
         if gateway_key is not None:
             def sealed_to_gateway(token: str) -> tuple[bytes, str]:
-                body, reply_key = gateway_key.seal(payload, token, self._clock)
+                body, reply_key = gateway_key.seal(plaintext, token, self._clock)
                 reply_keys[body] = reply_key
                 return body, SEALED
             return sealed_to_gateway
         key = self._key
         if key is None or self._envelope == "plain":
-            return lambda token: (json.dumps(payload).encode("utf-8"), PLAIN)
+            return lambda token: (plaintext, PLAIN)
 
         def sealed_with_payload_key(token: str) -> tuple[bytes, str]:
-            body = key.seal(payload, self._clock)
+            body = key.seal(plaintext, self._clock)
             reply_keys[body] = key
             return body, SEALED
         return sealed_with_payload_key
@@ -136,8 +164,26 @@ class TorchgateClient:
         return found
 
     def _fetch_jwks(self) -> dict[str, Any] | None:
-        response = self._transport.send("GET", JWKS_PATH, lambda: Prepared())
+        """The gateway's published keys (HPKE and receipt keys), or None when it has none."""
+        response = self._get_jwks()
         return _json(response) if response.status_code == 200 else None
+
+    def _fetch_receipt_keys(self) -> Jwks:
+        """First the key set this client already pinned (one fetch, or none, serves both);
+        the receipt checker asks again only for a kid that set lacks: then the gateway's."""
+        pinned, self._pinned_for_receipts = self._pinned_for_receipts, None
+        if pinned is not None and (found := pinned()) is not None:
+            return found
+        response = self._get_jwks()
+        if not response.ok:
+            raise InvalidReceipt(f"The gateway's receipt keys could not be fetched from "
+                                 f"{JWKS_PATH}.", status=response.status_code,
+                                 slug="invalid-receipt")
+        return _json(response)
+
+    def _get_jwks(self) -> requests.Response:
+        return self._transport.send("GET", JWKS_PATH, lambda: Prepared(
+            headers={"Accept": PLAIN}))
 
     def _call(self, method: str, path: str, body: Body | None = None) -> requests.Response:
         """Send with a bearer token; after a 401 token-expired, renew it and send once more."""
@@ -159,10 +205,11 @@ class TorchgateClient:
         data, content_type = body(token)  # an HPKE envelope is bound to this very token
         return Prepared(headers={**headers, "Content-Type": content_type}, data=data)
 
-    def _reply(self, response: requests.Response, reply_keys: ReplyKeys) -> dict[str, Any]:
+    def _reply(self, response: requests.Response, reply_keys: ReplyKeys) -> bytes:
+        """The reply plaintext: opened with the key of the request it answers."""
         sealed = response.headers.get("Content-Type", "").startswith(SEALED)
         if not reply_keys:
-            return _json(response)
+            return response.content
         if not sealed:  # a sealed request must get a sealed answer: never accept a downgrade
             raise InvalidEnvelope("The reply was not sealed.", status=response.status_code,
                                   slug="invalid-reply-envelope")
@@ -171,7 +218,7 @@ class TorchgateClient:
         if key is None:
             raise InvalidEnvelope("The reply answers no request of this call.",
                                   slug="invalid-reply-envelope")
-        return key.open(response.content, request=sent, max_age=self._max_age)
+        return key.open_plaintext(response.content, request=sent, max_age=self._max_age)
 
 
 def _grant(username: str | None, password: str | None, client_id: str | None,
@@ -185,13 +232,17 @@ def _grant(username: str | None, password: str | None, client_id: str | None,
 
 def _json(response: requests.Response) -> dict[str, Any]:
     """The JSON object of a 2xx answer; ServerError when it is anything else."""
+    return _object(response.content, response.status_code)
+
+
+def _object(text: bytes, status: int = 200) -> dict[str, Any]:
     try:
-        value = response.json()
-    except ValueError:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
         value = None
     if not isinstance(value, dict):
-        raise ServerError("The gateway's answer is not a JSON object.",
-                          status=response.status_code, slug="invalid-answer")
+        raise ServerError("The gateway's answer is not a JSON object.", status=status,
+                          slug="invalid-answer")
     return value
 
 

@@ -13,7 +13,8 @@
     5. infer          torch, inference_mode, on the model's device (batched when declared);
                       the extraction monitor observes the rows (dataplane.watch)         403
        cut outputs    to the caller's output policy (model.toml [output]), before rendering
-    6. seal reply     same key (HPKE: exported from the request's context), fresh IV
+    6. seal reply     a signed receipt appended (dataplane.receipt); same key (HPKE: exported
+                      from the request's context), fresh IV
     7. audit          by the finishing hook, from the RequestFacts this call filled in
 
 A request refused before its admission still asks the store whether the token is revoked (and
@@ -39,6 +40,7 @@ from dataplane.payload import (
     seal_reply,
 )
 from dataplane.quota import quota_counters, quota_refusal, usage_headers
+from dataplane.receipt import ReceiptSigner
 from dataplane.record import RequestFacts
 from dataplane.watch import ExtractionWatch
 from errors import (
@@ -54,6 +56,7 @@ from models.registry import ModelRegistry
 from models.runner import ModelRunner
 from security.admission import Admission, AdmissionRequest, Counter, RateLimit
 from security.rbac import Policy
+from security.receipts import RECEIPT_AT
 from security.store import SharedStore
 from security.tokens import INVALID_TOKEN_CHALLENGE, Identity, revocation_keys
 
@@ -74,6 +77,7 @@ class CallRequest:
     respond: Respond
     token_binding: str  # `ath`: base64url SHA-256 of the bearer token (HPKE envelopes carry it)
     unsupported: str | None = None  # a protocol-level reason to answer 415 at the media step
+    receipt_at: tuple[str, ...] = RECEIPT_AT  # the reply member path that carries the receipt
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,7 @@ class ModelCall:
     store: SharedStore
     payload: PayloadPolicy
     rate_limit: RateLimit
+    receipts: ReceiptSigner
     watch: ExtractionWatch | None = None  # the extraction monitor, when EXTRACTION_MONITOR is on
 
     def run(self, call: CallRequest, facts: RequestFacts) -> Reply:
@@ -115,7 +120,9 @@ class ModelCall:
             runner = self.watch.watched(runner, call.identity.subject, facts.request_id)
         policy = runner.manifest.output.for_roles(call.identity.roles)
         body = call.respond(runner, parse_object(opened.plaintext), facts.request_id, policy)
-        return Reply(*seal_reply(body, opened), headers=usage_headers(admitted.usage))
+        text = self.receipts.reply(body, call.receipt_at, facts=facts, runner=runner,
+                                   opened=opened)
+        return Reply(*seal_reply(text, opened), headers=usage_headers(admitted.usage))
 
     def _authorize(self, call: CallRequest) -> None:
         permission = f"predict:{call.model}"  # and role conditions on both sides' attributes

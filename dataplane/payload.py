@@ -9,8 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from errors import (
     InvalidEnvelope,
     InvalidRequest,
@@ -166,12 +164,9 @@ def parse_object(plaintext: bytes) -> dict[str, Any]:
     return value
 
 
-def seal_reply(body: dict[str, Any], opened: Opened) -> tuple[bytes, str]:
-    """(bytes, media type) of the reply: sealed with the request's key, or plain JSON.
-
-    orjson writes the same bytes as json.dumps with compact separators (floats in their
-    shortest round-trip form) about 20 times faster: 16 against 362 µs for 1,000 floats."""
-    text = orjson.dumps(body)
+def seal_reply(text: bytes, opened: Opened) -> tuple[bytes, str]:
+    """(bytes, media type) of the reply plaintext `text`: sealed with the request's key, or
+    plain JSON."""
     if opened.key is None:
         return text, PLAIN_JSON
     return seal_envelope(text, key=opened.key, kid=opened.kid, reply_to=opened.sha256), JOSE_JSON

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import threading
 import time
@@ -22,8 +23,9 @@ from models.device import CudaProbe, DeviceUnavailable, is_device_setting, resol
 from models.manifest import ManifestError, ModelManifest, TensorSpec, load_manifest
 from models.repository import ModelEntry, default_version, scan_repository
 from models.runner import ModelRunner
-from models.weights import load_sealed_state_dict
+from models.weights import state_dict_from_buffer
 from security.attributes import NO_ATTRIBUTES, Attributes
+from security.sealed import open_sealed
 
 logger = logging.getLogger(__name__)
 
@@ -245,9 +247,10 @@ class ModelRegistry:
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing")
         module = build_module(manifest.architecture, manifest.arguments)
-        state = load_sealed_state_dict(path, self._keks, model=entry.name, version=version,
-                                       device=device)
-        runner = ModelRunner(manifest, load_weights(module, state, device), device, version)
+        weights = open_sealed(path, self._keks, model=entry.name, version=version)
+        state = state_dict_from_buffer(weights, device)
+        runner = ModelRunner(manifest, load_weights(module, state, device), device, version,
+                             weights_sha256=hashlib.sha256(weights).hexdigest())
         runner.warm_up()
         if manifest.batching is None:
             return runner

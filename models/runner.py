@@ -124,6 +124,7 @@ class ModelRunner:
     # Sees every call's inputs and outputs after inference, before any reply is rendered; may
     # raise a GatewayError to withhold the reply (dataplane.watch, the extraction monitor).
     observe: Observer | None = field(default=None, repr=False)
+    weights_sha256: str | None = None  # of the safetensors bytes; receipts name the weights by it
 
     def predict(self, payload: Mapping[str, Any],
                 policy: OutputPolicy = FULL_SCORES) -> dict[str, Any]:

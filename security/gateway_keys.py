@@ -104,9 +104,15 @@ class GatewayKeyStore:
 
     def ensure_defaults(self) -> list[GatewayKey]:
         """One key of each default kind (X-Wing, X25519, Ed25519) unless one is active; the new."""
-        active = {(k.use, k.alg) for k in self.list() if k.retired_at is None}
         wanted = ((ENC, DEFAULT_ALG[ENC]), (ENC, "HPKE-3"), (SIG, DEFAULT_ALG[SIG]))
-        return [self.generate(use, alg) for use, alg in wanted if (use, alg) not in active]
+        return [key for use, alg in wanted if (key := self.ensure(use, alg)) is not None]
+
+    def ensure(self, use: str, alg: str) -> GatewayKey | None:
+        """A new key of (use, alg) when none is active, else None. Workers starting at once
+        may each make one: every one is published and the newest signs, so that is harmless."""
+        if any(k.use == use and k.alg == alg and k.retired_at is None for k in self.list()):
+            return None
+        return self.generate(use, alg)
 
     def list(self) -> list[GatewayKey]:
         """Every stored key, expired ones included, oldest first (read now, not cached)."""

@@ -18,6 +18,9 @@ from errors import StoreUnavailable
 from security.audit import audit_key
 from security.audit_anchor import Anchor, AnchorInvalid, AnchorKey, anchor_key, read_anchors
 from security.audit_verify import verify_trail
+from security.receipt_audit import receipt_report
+from security.receipt_files import read_jwks_file
+from security.receipts import ReceiptError
 
 audit_group = click.Group("audit", help="Check the tamper-evident audit trail; export its anchors.")
 ARCHIVE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -26,10 +29,14 @@ ARCHIVE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @audit_group.command("verify")
 @click.option("--against", "archives", multiple=True, type=ARCHIVE,
               help="Check against anchors exported by `audit export` (instead of the store's).")
+@click.option("--receipt", type=ARCHIVE,
+              help="also match this saved receipt (or reply) to its record (docs/receipts.md)")
+@click.option("--jwks", type=ARCHIVE,
+              help="verify --receipt with this JWKS file, not the gateway's receipt keys")
 @with_appcontext
-def verify(archives: tuple[Path, ...]) -> None:
-    """Exit 0 when every chain is intact and reaches its anchors; else print the first break
-    and exit 1."""
+def verify(archives: tuple[Path, ...], receipt: Path | None, jwks: Path | None) -> None:
+    """Exit 0 when every chain is intact and reaches its anchors (and --receipt matches its
+    record); else print the first break (or why the receipt does not match) and exit 1."""
     gateway = current_gateway()
     # Anchors first, then the trail's snapshot: an anchor is published after its commit, so
     # every anchor read here names a record the snapshot holds (read the other way round, a
@@ -49,7 +56,22 @@ def verify(archives: tuple[Path, ...]) -> None:
         sys.exit(1)
     say(f"audit trail intact: {verdict.chains} chains, {verdict.records} records, "
         f"{len(anchors)} anchors held")
-    emit(verdict.to_json())
+    if receipt is None:
+        emit(verdict.to_json())
+        return
+    report = match_receipt_file(gateway, receipt, jwks)
+    say(f"receipt {'matches' if report['matches'] else 'does not match'} its audit record")
+    emit({**verdict.to_json(), "receipt": report})
+    if not report["matches"]:
+        sys.exit(1)
+
+
+def match_receipt_file(gateway: Gateway, receipt: Path, jwks: Path | None) -> dict:
+    try:
+        keys = gateway.receipt_keys.public_jwks() if jwks is None else read_jwks_file(jwks)
+    except ReceiptError as exc:
+        return {"matches": False, "reason": str(exc)}
+    return receipt_report(gateway.engine, receipt.read_bytes(), keys)
 
 
 @audit_group.command("export")

@@ -41,7 +41,7 @@ def run(names: list[str], environ: dict[str, str], cwd: Path = ROOT,
 
 def test_every_code_block_is_a_tested_snippet() -> None:
     fences = DOC.read_text().count("```") // 2
-    assert fences == len(snippets()) == 8
+    assert fences == len(snippets()) == 9
 
 
 def client_env(live) -> dict[str, str]:
@@ -64,6 +64,7 @@ def lines(out: str) -> list:
     (["python-cli"], lambda live: live.env(),
      lambda out: lines(out)[0]["model"] == "digits" and lines(out)[1:] == [
          ["broken", "digits", "tiny"], "alice"]),
+    (["python-cli-receipt"], lambda live: live.env(), lambda out: out == "digits 1 alice\n"),
     (["python-jwcrypto"], lambda live: live.env(),
      lambda out: len(json.loads(out.replace("'", '"'))) == 1),
 ])
