@@ -98,7 +98,9 @@ def test_client_without_refresh_token_authenticates_again(start_live) -> None:
         gateway.whoami()
         _sleep_past_expiry()
         assert gateway.whoami()["sub"] == "batch-job"
-    assert live.recorder.grants() == ["client_credentials", "client_credentials"]
+    grants = live.recorder.grants()  # a third when a 1 s token expired again on a loaded machine
+    assert grants[:2] == ["client_credentials", "client_credentials"]
+    assert set(grants) == {"client_credentials"}
 
 
 def test_expired_refresh_token_falls_back_to_the_password(start_live) -> None:
