@@ -14,7 +14,8 @@ $(STAMP): requirements.txt requirements-demo.txt requirements-dev.txt pyproject.
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-# The Node interoperability test's `jose`, when npm is there (the test skips without node).
+# The Node interoperability tests' `jose` and `@hpke` packages, when npm is there (they skip
+# without node).
 JS_STAMP := tests/js/node_modules/.installed-stamp
 $(JS_STAMP): tests/js/package.json tests/js/package-lock.json
 	if command -v npm >/dev/null 2>&1; then \

@@ -41,7 +41,7 @@ def run(names: list[str], environ: dict[str, str], cwd: Path = ROOT,
 
 def test_every_code_block_is_a_tested_snippet() -> None:
     fences = DOC.read_text().count("```") // 2
-    assert fences == len(snippets()) == 9
+    assert fences == len(snippets()) == 10
 
 
 def client_env(live) -> dict[str, str]:
@@ -107,3 +107,9 @@ def test_node_snippet_is_the_script_the_node_tests_run() -> None:
     assert (language, code) == ("js", script.read_text())
 
 
+
+
+def test_node_hpke_snippet_is_taken_from_the_script_the_node_tests_run() -> None:
+    language, code = snippets()["node-hpke-seal"]
+    script = ROOT / "tests" / "js" / "hpke_seal_and_open.mjs"
+    assert language == "js" and code in script.read_text()
