@@ -68,15 +68,6 @@ class GatewayKey:
                 "not_after": isoformat_utc(self.not_after)}
 
 
-@dataclass(frozen=True)
-class SigningKey:
-    """The current receipt-signing key, as the receipts code needs it."""
-
-    kid: str
-    alg: str
-    key: Any = field(repr=False)
-
-
 class GatewayKeyStore:
     """Generates, rotates and resolves the gateway's keys in the `gateway_keys` table."""
 
@@ -145,11 +136,6 @@ class GatewayKeyStore:
         usable.sort(key=lambda k: (k.retired_at is not None, k.use,
                                    k.alg != DEFAULT_ALG[k.use], -k.created_at, k.kid))
         return {"keys": [k.public_jwk() for k in usable]}
-
-    def signing_key(self) -> SigningKey | None:
-        """The current `sig` key (Ed25519 preferred) for receipts, or None when there is none."""
-        key = self.current(SIG)
-        return None if key is None else SigningKey(kid=key.kid, alg=key.alg, key=key.private)
 
     def _insert(self, use: str, alg: str | None, *, retire: bool) -> GatewayKey:
         if use not in DEFAULT_ALG:

@@ -138,11 +138,11 @@ def test_ensure_defaults_makes_each_default_kind_once(store):
 
 
 def test_the_signing_key_signs_what_its_published_jwk_verifies(store):
-    assert store.signing_key() is None
+    assert store.current(SIG) is None
     key = store.generate(SIG)
-    signing = store.signing_key()
+    signing = store.current(SIG)
     assert (signing.kid, signing.alg) == (key.kid, EDDSA)
-    signature = eddsa.new(signing.key, "rfc8032").sign(b"receipt")
+    signature = eddsa.new(signing.private, "rfc8032").sign(b"receipt")
     jwk = key.public_jwk()
     public = eddsa.import_public_key(b64url_decode(jwk["x"]))
     eddsa.new(public, "rfc8032").verify(b"receipt", signature)
