@@ -96,14 +96,16 @@ class GatewayKeyStore:
     def ensure_defaults(self) -> list[GatewayKey]:
         """One key of each default kind (X-Wing, X25519, Ed25519) unless one is active; the new."""
         wanted = ((ENC, DEFAULT_ALG[ENC]), (ENC, "HPKE-3"), (SIG, DEFAULT_ALG[SIG]))
-        return [key for use, alg in wanted if (key := self.ensure(use, alg)) is not None]
+        active = self._active_kinds()
+        return [self.generate(use, alg) for use, alg in wanted if (use, alg) not in active]
 
     def ensure(self, use: str, alg: str) -> GatewayKey | None:
         """A new key of (use, alg) when none is active, else None. Workers starting at once
         may each make one: every one is published and the newest signs, so that is harmless."""
-        if any(k.use == use and k.alg == alg and k.retired_at is None for k in self.list()):
-            return None
-        return self.generate(use, alg)
+        return None if (use, alg) in self._active_kinds() else self.generate(use, alg)
+
+    def _active_kinds(self) -> set[tuple[str, str]]:
+        return {(k.use, k.alg) for k in self.list() if k.retired_at is None}
 
     def list(self) -> list[GatewayKey]:
         """Every stored key, expired ones included, oldest first (read now, not cached)."""
